@@ -33,8 +33,8 @@ class KeyringError(Exception):
 class UnknownKeyError(KeyringError):
     """Sealed material names a key id that is not in the keyring."""
 
-    def __init__(self, key_id: str) -> None:
-        super().__init__(f"key-encryption key {key_id!r} is not in the keyring")
+    def __init__(self, key_id: str, *, where: str = "the keyring") -> None:
+        super().__init__(f"key-encryption key {key_id!r} is not in {where}")
         self.key_id = key_id
 
 
@@ -139,4 +139,5 @@ class LocalKeyring:
             key_id = sealed[2:id_end].decode("ascii")
         except UnicodeDecodeError:
             raise SealedValueInvalid("sealed value has a malformed key id") from None
-        return key_id, sealed[:id_end], sealed[id_end : id_end + _NONCE_BYTES], sealed[id_end + _NONCE_BYTES :]
+        nonce_end = id_end + _NONCE_BYTES
+        return key_id, sealed[:id_end], sealed[id_end:nonce_end], sealed[nonce_end:]
