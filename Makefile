@@ -1,0 +1,54 @@
+# Handover: `make run` serves the demo portal; `make test` runs every check. Both set themselves up.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app portal
+STAMP := $(VENV)/.installed
+# Tests run in parallel: two processes per core is what this suite keeps busy.
+PYTEST_WORKERS ?= auto
+
+.PHONY: run setup test lint typecheck pytest pytest-postgres requirements migration clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## First command of the README: set up, migrate, seed the demo and serve on http://127.0.0.1:8000
+run: setup
+	$(FLASK) db upgrade
+	$(FLASK) seed-demo
+	@echo "Serving Handover on http://127.0.0.1:8000 (Ctrl-C to stop)"
+	$(FLASK) run --host 127.0.0.1 --port 8000
+
+## Second command of the README: every check CI runs on SQLite
+test: setup lint typecheck pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check portal tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+## The same suite against PostgreSQL (CI runs this too)
+pytest-postgres: setup
+	PORTAL_TEST_DATABASE_URL=$${PORTAL_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
+		$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+requirements:
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
+
+migration: setup
+	$(FLASK) db migrate -m "$(m)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

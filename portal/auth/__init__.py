@@ -1,0 +1,7 @@
+"""Signing in and out, and enrolling from an invitation."""
+
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__)
+
+from portal.auth import routes  # noqa: E402,F401  (registers the views)

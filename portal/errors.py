@@ -1,0 +1,63 @@
+"""Error pages: a plain explanation and the request id, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from portal.extensions import db
+
+log = logging.getLogger(__name__)
+
+_TITLES = {
+    400: "Sorry, there is a problem with that request",
+    403: "You do not have access to this page",
+    404: "Page not found",
+    405: "Sorry, there is a problem with that request",
+    410: "This link is no longer available",
+    413: "The file is too large",
+    429: "Too many attempts",
+    500: "Sorry, there is a problem with the service",
+    503: "Sorry, the service is unavailable",
+}
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def render_error(status: int, message: str | None = None) -> tuple[str, int]:
+    """The error page for ``status`` with an optional plain-language explanation."""
+    title = _TITLES.get(status, "Sorry, there is a problem")
+    return (
+        render_template(
+            "error.html", status=status, title=title, message=message, request_id=g.get("request_id")
+        ),
+        status,
+    )
+
+
+def _csrf_error(error: CSRFError) -> tuple[str, int]:
+    return render_error(
+        400, "The form had expired or was not sent from this service. Go back, reload the page and try again."
+    )
+
+
+def _http_error(error: HTTPException) -> tuple[str, int]:
+    status = error.code or 500
+    if status == 429:
+        return render_error(429, "Wait a few minutes before you try again.")
+    return render_error(status)
+
+
+def _unexpected_error(error: Exception) -> tuple[str, int]:
+    # The traceback goes to the log (with the request id to find it); the user sees none of it.
+    log.exception("unhandled error in request %s", g.get("request_id"))
+    db.session.rollback()
+    return render_error(InternalServerError.code)
