@@ -230,6 +230,6 @@ def _make_client(
     config = Config(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-        retries={"max_attempts": max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": max_attempts, "mode": "standard"},
     )
     return boto3.session.Session().client("kms", region_name=region, endpoint_url=endpoint_url, config=config)

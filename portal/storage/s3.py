@@ -230,8 +230,9 @@ class S3ObjectStore:
 
     def delete(self, key: str) -> None:
         """Delete the object (with versioning on, this adds a delete marker)."""
+        full_key = self._full_key(key)
         try:
-            self._client.delete_object(Bucket=self.settings.bucket, Key=self._full_key(key))
+            self._client.delete_object(Bucket=self.settings.bucket, Key=full_key)
         except Exception as exc:
             if _is_missing(exc):
                 return
@@ -239,8 +240,9 @@ class S3ObjectStore:
 
     def exists(self, key: str) -> bool:
         """Whether ``HeadObject`` finds the key."""
+        full_key = self._full_key(key)
         try:
-            self._client.head_object(Bucket=self.settings.bucket, Key=self._full_key(key))
+            self._client.head_object(Bucket=self.settings.bucket, Key=full_key)
         except Exception as exc:
             if _is_missing(exc):
                 return False
@@ -293,6 +295,8 @@ class S3ObjectStore:
     def _translate(self, exc: Exception, action: str) -> StorageError:
         """A named storage exception whose message names no credential and no signed URL."""
         where = self.settings.endpoint_for_messages
+        if isinstance(exc, StorageError):
+            return exc
         if isinstance(exc, BotocoreConnectionError | HTTPClientError | IncompleteReadError):
             return StorageUnavailable(f"object store {where} is unreachable ({action}: {type(exc).__name__})")
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
@@ -349,7 +353,7 @@ def _make_client(settings: S3Settings) -> S3Client:
     config = Config(
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
         s3={"addressing_style": "path" if settings.addressing == "path" else "virtual"}
         if settings.addressing
         else None,
