@@ -3,6 +3,16 @@
 from portal.models.audit import AuditChainHead, AuditEvent
 from portal.models.base import Base, UTCDateTime, utcnow
 from portal.models.organisations import Organisation, OrganisationKind
+from portal.models.transfers import (
+    Document,
+    DocumentCategory,
+    DownloadLink,
+    Notification,
+    NotificationStatus,
+    Transfer,
+    TransferRecipient,
+    TransferStatus,
+)
 from portal.models.users import AuthSession, Invitation, LoginAttempt, RecoveryCode, Role, User
 
 __all__ = [
@@ -10,12 +20,20 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "Document",
+    "DocumentCategory",
+    "DownloadLink",
     "Invitation",
     "LoginAttempt",
+    "Notification",
+    "NotificationStatus",
     "Organisation",
     "OrganisationKind",
     "RecoveryCode",
     "Role",
+    "Transfer",
+    "TransferRecipient",
+    "TransferStatus",
     "UTCDateTime",
     "User",
     "utcnow",
