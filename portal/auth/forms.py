@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from portal.auth.passwords import MAX_LENGTH
+from portal.auth.passwords import MAX_LENGTH, TOO_LONG_MESSAGE
 
 
 class SignInForm(FlaskForm):
@@ -29,7 +29,12 @@ class SetPasswordForm(FlaskForm):
     password = PasswordField(
         "Create a password",
         description="At least 12 characters. A few unrelated words make a strong password you can remember.",
-        validators=[DataRequired("Enter a password"), Length(max=MAX_LENGTH * 4)],
+        # The same limit and words as check_new_password, so a pasted 10,000-character "password"
+        # gets the real rule back (not WTForms' "Field cannot be longer than …") and is never hashed.
+        validators=[
+            DataRequired("Enter a password"),
+            Length(max=MAX_LENGTH, message=TOO_LONG_MESSAGE),
+        ],
     )
     confirm = PasswordField(
         "Confirm your password",

@@ -12,7 +12,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 MIN_LENGTH = 12
 # Long enough for any passphrase or manager, short enough that hashing cannot be used for DoS.
 MAX_LENGTH = 128
+TOO_LONG_MESSAGE = f"Password must be {MAX_LENGTH} characters or fewer"
 _CONTEXT_WORDS = ("handover",)
+# Fewer estimated guesses than this means a guessing tool finds it early: keyboard walks
+# ("qwertyuiopasdf"), repeats ("passwordpassword"), sequences and dictionary phrases that the
+# leaked-password list alone misses. A million is zxcvbn's boundary between scores 1 and 2.
+MIN_GUESSES_LOG10 = 6.0
 
 
 class PasswordRejected(ValueError):
@@ -27,7 +32,7 @@ def normalise(password: str) -> str:
 def check_new_password(password: str, *, email: str) -> None:
     """Raise :class:`PasswordRejected` unless ``password`` may be chosen by the user ``email``."""
     if len(password) > MAX_LENGTH:
-        raise PasswordRejected(f"Password must be {MAX_LENGTH} characters or fewer")
+        raise PasswordRejected(TOO_LONG_MESSAGE)
     password = normalise(password)
     if len(password) < MIN_LENGTH:
         raise PasswordRejected(f"Password must be at least {MIN_LENGTH} characters long")
@@ -39,12 +44,25 @@ def check_new_password(password: str, *, email: str) -> None:
     local_part = email.split("@", 1)[0].casefold()
     if (len(local_part) >= 4 and local_part in folded) or any(word in folded for word in _CONTEXT_WORDS):
         raise PasswordRejected("Password must not contain your e-mail address or the name of this service")
+    if _estimated_guesses_log10(password, local_part) < MIN_GUESSES_LOG10:
+        raise PasswordRejected(
+            "Password is too easy to guess: avoid keyboard patterns, sequences and repeated words"
+        )
 
 
 def _is_common(folded: str) -> bool:
     common = _common_passwords()
     stripped = re.sub(r"[\d\W_]+$", "", folded)  # "password2024!" is still "password"
     return folded in common or stripped in common or folded.replace(" ", "") in common
+
+
+def _estimated_guesses_log10(password: str, local_part: str) -> float:
+    """zxcvbn's estimate of how many guesses an attacker needs (log10); runs last, as it is the slowest check."""
+    from zxcvbn import zxcvbn
+
+    # The raw length is at most MAX_LENGTH; NFKC can expand it, and the first MAX_LENGTH characters suffice.
+    result = zxcvbn(password[:MAX_LENGTH], user_inputs=[local_part, *_CONTEXT_WORDS], max_length=MAX_LENGTH)
+    return float(result["guesses_log10"])
 
 
 @lru_cache(maxsize=1)
