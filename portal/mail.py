@@ -8,6 +8,8 @@ E-mails never carry a child's details or a document: callers pass only what may 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import smtplib
 import ssl
 import time
@@ -64,6 +66,11 @@ def send(smtp_url: str, message: EmailMessage) -> None:
 
 def _write_to_outbox(folder: Path, message: EmailMessage) -> None:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    name = f"{time.time_ns()}.eml"
-    (folder / name).write_bytes(bytes(message))
-    log.info("mail written to outbox %s (subject %r)", folder / name, message["Subject"])
+    # The time keeps names in sending order; the random part stops two messages sent in the same
+    # clock tick (coarse clocks, frozen test clocks) from overwriting each other, and O_EXCL makes
+    # sure of it. Owner-only: an invitation e-mail holds a live sign-up link.
+    path = folder / f"{time.time_ns():020d}-{secrets.token_hex(4)}.eml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(bytes(message))
+    log.info("mail written to outbox %s (subject %r)", path, message["Subject"])

@@ -40,7 +40,9 @@ def content_security_policy(nonce: str) -> str:
 
 def init_app(app: Flask) -> None:
     """Assign each request an id and give every response the security headers."""
-    app.before_request(_assign_request_id)
+    # First of all before-request hooks: a request refused early (CSRF, rate limit) still gets an id
+    # for its error page, its response header and any audit event about it.
+    app.before_request_funcs.setdefault(None, []).insert(0, _assign_request_id)
     app.after_request(_set_security_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce
 

@@ -7,9 +7,10 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from portal import policy, services
+from portal import audit, policy, services
 from portal.admin import accounts, bp
 from portal.admin.forms import ActionForm, IgTrainingForm, InviteUserForm
+from portal.audit import Outcome
 from portal.extensions import db
 from portal.invitation_mail import send_invitation
 from portal.models import Role, User
@@ -38,6 +39,15 @@ def invite() -> Response | str:
     organisation = current_user.organisation
     form.role.choices = [(role.value, role.label) for role in accounts.roles_for(organisation)]
     error = None
+    if form.is_submitted() and form.role.data and form.role.data not in dict(form.role.choices):
+        # The page never offers such a role, so this is a forged form (mass assignment): refuse and record it.
+        audit.record(
+            db.session,
+            "admin.user.invite_refused",
+            outcome=Outcome.DENIED,
+            details={"reason": "role_not_allowed", "role": str(form.role.data)[:40]},
+        )
+        db.session.commit()
     if form.validate_on_submit():
         try:
             user, token = accounts.invite_user(

@@ -1,0 +1,238 @@
+"""Security headers on every page (error pages included), cookies, and output encoding."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from werkzeug.routing import Rule
+from werkzeug.test import TestResponse
+
+from portal import create_app
+from portal.admin import accounts
+from portal.auth.guard import public
+from portal.extensions import db
+from portal.models import Organisation, Role
+from tests.admin.helpers import outbox
+from tests.support import Factory, csrf_token, post_form, sign_in
+
+REQUIRED_CSP_DIRECTIVES = (
+    "default-src 'none'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+)
+NONCE = re.compile(r"script-src [^;]*'nonce-([A-Za-z0-9_-]{16,})'")
+HTTPS_BASE = "https://localhost"
+
+
+def _csp_directives(response: TestResponse) -> list[str]:
+    return [part.strip() for part in response.headers.get("Content-Security-Policy", "").split(";")]
+
+
+def assert_secure_headers(response: TestResponse, what: str) -> None:
+    """The headers every response of the portal must carry (over plain http in tests)."""
+    directives = _csp_directives(response)
+    for directive in REQUIRED_CSP_DIRECTIVES:
+        assert directive in directives, f"{what}: CSP lacks {directive}"
+    assert NONCE.search(response.headers["Content-Security-Policy"]), f"{what}: CSP has no script nonce"
+    assert "'unsafe-inline'" not in response.headers["Content-Security-Policy"], what
+    assert response.headers.get("X-Content-Type-Options") == "nosniff", what
+    assert response.headers.get("Referrer-Policy") == "no-referrer", what
+    assert "no-store" in response.headers.get("Cache-Control", ""), f"{what}: pages must not be stored"
+    assert "Strict-Transport-Security" not in response.headers, f"{what}: HSTS over plain http"
+    assert re.fullmatch(r"[A-Za-z0-9-]{8,64}", response.headers.get("X-Request-ID", "")), what
+
+
+def _get_rules(app: Flask) -> list[Rule]:
+    return sorted(
+        (r for r in app.url_map.iter_rules() if r.endpoint != "static" and "GET" in (r.methods or set())),
+        key=lambda r: r.rule,
+    )
+
+
+def _fill(rule: Rule, user_id: int, token: str) -> str:
+    path = rule.rule.replace("<int:user_id>", str(user_id)).replace("<token>", token)
+    if "<" in path:
+        pytest.fail(f"{rule.rule}: teach tests/test_security_headers.py a real object for this argument")
+    return path
+
+
+@pytest.fixture
+def boom_app(environ: dict[str, str]) -> Iterator[Flask]:
+    """The portal with one extra (public) route that fails, registered before the first request."""
+    application = create_app(environ)
+
+    @public
+    def boom() -> str:
+        raise RuntimeError("secret internal detail: /srv/handover/db password=hunter2")
+
+    application.add_url_rule("/test-only/boom", "boom", boom)
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+def _invitation_token(app: Flask, organisation_id: int, email: str) -> str:
+    with app.app_context():
+        organisation = db.session.get(Organisation, organisation_id)
+        assert organisation is not None
+        _, token = accounts.invite_user(
+            db.session,
+            organisation=organisation,
+            email=email,
+            display_name="Newcomer",
+            role=Role.SCHOOL_STAFF,
+            invited_by=None,
+            valid_hours=72,
+        )
+        db.session.commit()
+        return token
+
+
+def test_every_page_error_page_and_form_carries_the_security_headers(boom_app):
+    app = boom_app
+    factory = Factory(app)
+    school = factory.school()
+    admin = factory.account(school, Role.ORG_ADMIN)
+    colleague = factory.account(school, Role.SCHOOL_STAFF)
+    token = _invitation_token(app, school.id, "newcomer@example.org")
+    crawled: dict[str, TestResponse] = {}
+
+    # Anonymous: the public pages, the enrolment flow and the sign-in redirect.
+    visitor = app.test_client()
+    crawled["anonymous /"] = visitor.get("/")
+    for path in ("/sign-in", "/healthz", "/invitation/not-a-real-token", f"/invitation/{token}"):
+        crawled[f"anonymous {path}"] = visitor.get(path)
+    crawled["anonymous /enrol/password"] = visitor.get("/enrol/password")
+    crawled["anonymous /enrol/authenticator"] = visitor.get("/enrol/authenticator")
+    crawled["failed sign-in"] = visitor.post(
+        "/sign-in",
+        data={
+            "csrf_token": csrf_token(visitor.get("/sign-in")),
+            "email": admin.email,
+            "password": "wrong password",
+            "code": "123456",
+        },
+    )
+
+    # Signed in as an admin: every GET route of the url map, own-organisation objects.
+    client = app.test_client()
+    sign_in(client, admin)
+    for rule in _get_rules(app):
+        if rule.endpoint in ("auth.accept_invitation", "boom"):
+            continue  # opening an invitation ends the admin's session (crawled anonymously); boom below
+        path = _fill(rule, colleague.user_id, token)
+        crawled[f"admin {path}"] = client.get(path)
+    assert crawled["admin /admin/users"].status_code == 200
+
+    # Error pages: 404, 405, 400 (CSRF), 500.
+    crawled["404"] = client.get("/no/such/page")
+    crawled["405"] = client.get("/sign-out")
+    crawled["400 csrf"] = client.post("/admin/users/invite", data={"display_name": "x"})
+    crawled["500"] = client.get("/test-only/boom")
+
+    assert crawled["404"].status_code == 404
+    assert crawled["405"].status_code == 405
+    assert crawled["400 csrf"].status_code == 400
+    assert crawled["500"].status_code == 500
+    for what, response in crawled.items():
+        assert_secure_headers(response, what)
+        assert response.status_code < 500 or what == "500", what
+
+
+def test_a_500_page_shows_its_reference_and_no_traceback(boom_app):
+    response = boom_app.test_client().get("/test-only/boom")
+
+    body = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert response.headers["X-Request-ID"] in body
+    for leak in ("Traceback", "RuntimeError", "hunter2", "/srv/handover", 'File "', "werkzeug"):
+        assert leak not in body
+
+
+def test_each_response_gets_a_new_script_nonce(client):
+    first = NONCE.search(client.get("/sign-in").headers["Content-Security-Policy"])
+    second = NONCE.search(client.get("/sign-in").headers["Content-Security-Policy"])
+
+    assert first and second
+    assert first.group(1) != second.group(1)
+
+
+def test_static_files_get_the_content_headers_but_may_be_cached(client):
+    response = client.get("/static/css/portal.css")
+
+    assert response.status_code == 200
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "no-store" not in response.headers.get("Cache-Control", "")
+
+
+def test_hsts_is_sent_only_when_the_public_address_is_https(environ):
+    plain = create_app(environ)
+    secure = create_app({**environ, "PORTAL_PUBLIC_BASE_URL": "https://handover.example.org"})
+
+    assert "Strict-Transport-Security" not in plain.test_client().get("/sign-in").headers
+    hsts = secure.test_client().get("/sign-in", base_url=HTTPS_BASE).headers["Strict-Transport-Security"]
+    max_age = re.search(r"max-age=(\d+)", hsts)
+    assert max_age and int(max_age.group(1)) >= 31_536_000
+    assert "includeSubDomains" in hsts
+
+
+def test_cookies_over_https_are_host_prefixed_secure_http_only_and_same_site(environ):
+    app = create_app({**environ, "PORTAL_PUBLIC_BASE_URL": "https://handover.example.org"})
+    account = Factory(app).account(Factory(app).school(), Role.SCHOOL_STAFF)
+    client = app.test_client()
+    page = client.get("/sign-in", base_url=HTTPS_BASE)
+
+    signed_in = client.post(
+        "/sign-in",
+        base_url=HTTPS_BASE,
+        headers={"Referer": f"{HTTPS_BASE}/sign-in"},  # strict CSRF over https checks the referrer
+        data={
+            "csrf_token": csrf_token(page),
+            "email": account.email,
+            "password": account.password,
+            "code": account.code(),
+        },
+    )
+
+    assert signed_in.status_code == 302
+    set_cookies = signed_in.headers.getlist("Set-Cookie")
+    assert len(set_cookies) == 1, set_cookies
+    cookie = set_cookies[0]
+    assert cookie.startswith("__Host-handover=")
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+    assert {"secure", "httponly", "samesite", "path"} <= attributes
+    assert "domain" not in attributes  # __Host- cookies must not name a domain
+    assert "samesite=lax" in cookie.lower() or "samesite=strict" in cookie.lower()
+    assert "expires" not in attributes and "max-age" not in attributes  # dies with the browser
+    assert "remember" not in " ".join(set_cookies).lower()
+    assert client.get("/", base_url=HTTPS_BASE).status_code == 200
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_a_script_in_a_users_name_is_shown_as_text(app, factory):
+    admin = factory.account(factory.school(), Role.ORG_ADMIN)
+    client = app.test_client()
+    sign_in(client, admin)
+    payload = "<script>alert(1)</script>"
+
+    invited = post_form(
+        client,
+        "/admin/users/invite",
+        display_name=payload,
+        email="xss@example.org",
+        role="school_staff",
+    )
+    assert invited.status_code == 302
+
+    for path in ("/admin/users", invited.headers["Location"]):
+        page = client.get(path).get_data(as_text=True)
+        assert payload not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    [message] = outbox(app)
+    assert message["Content-Type"].startswith("text/plain")  # the e-mail is never rendered as HTML
