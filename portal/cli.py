@@ -15,6 +15,7 @@ from sqlalchemy import select
 from portal import services
 from portal.admin import accounts
 from portal.audit.chain import verify_chain
+from portal.directory.cli import orgs_cli
 from portal.extensions import db
 from portal.invitation_mail import invitation_link
 from portal.models import Organisation, OrganisationKind, Role, User
@@ -28,6 +29,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(create_user)
     app.cli.add_command(seed_demo)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(orgs_cli)
 
 
 @click.command("create-org")
