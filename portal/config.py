@@ -121,7 +121,8 @@ def _validate(settings: Settings) -> None:
     try:
         settings.keyring()
     except KeyringError as exc:
-        raise UnsafeConfiguration(f"PORTAL_KEYRING is unusable: {exc}") from None
+        detail = _withhold_key_material(str(exc), settings.keyring_spec)
+        raise UnsafeConfiguration(f"PORTAL_KEYRING is unusable: {detail}") from None
     if urlsplit(settings.public_base_url).scheme not in ("http", "https"):
         raise UnsafeConfiguration("PORTAL_PUBLIC_BASE_URL must be an http(s) address")
     if not settings.is_production:
@@ -129,6 +130,9 @@ def _validate(settings: Settings) -> None:
     problems = []
     if settings.secret_key_generated or len(settings.secret_key) < 32:
         problems.append("PORTAL_SECRET_KEY must be set to at least 32 random characters in production")
+    if any(len(old) < 32 for old in settings.secret_key_fallbacks):
+        # Old keys still verify cookies while rotating: a weak one lets anyone forge a session.
+        problems.append("PORTAL_SECRET_KEY_FALLBACKS must hold only keys of at least 32 random characters")
     if settings.keyring_generated:
         problems.append("PORTAL_KEYRING must hold your key-encryption keys in production")
     if settings.debug:
@@ -141,13 +145,30 @@ def _validate(settings: Settings) -> None:
         problems.append("PORTAL_RATELIMIT_STORAGE_URL must be shared storage (redis://) in production")
     if settings.smtp_url.startswith("outbox"):
         problems.append("PORTAL_SMTP_URL must name an SMTP server in production")
-    if (
-        settings.argon2_memory_kib < MIN_PRODUCTION_ARGON2_MEMORY_KIB
-        or settings.argon2_time_cost < MIN_PRODUCTION_ARGON2_TIME_COST
-    ):
-        problems.append("PORTAL_ARGON2_MEMORY_KIB/PORTAL_ARGON2_TIME_COST are below OWASP's minimum")
+    if settings.argon2_memory_kib < MIN_PRODUCTION_ARGON2_MEMORY_KIB:
+        problems.append(
+            f"PORTAL_ARGON2_MEMORY_KIB must be at least {MIN_PRODUCTION_ARGON2_MEMORY_KIB} (OWASP's minimum)"
+        )
+    if settings.argon2_time_cost < MIN_PRODUCTION_ARGON2_TIME_COST:
+        problems.append(
+            f"PORTAL_ARGON2_TIME_COST must be at least {MIN_PRODUCTION_ARGON2_TIME_COST} (OWASP's minimum)"
+        )
     if problems:
         raise UnsafeConfiguration("; ".join(problems))
+
+
+def _withhold_key_material(message: str, keyring_spec: str) -> str:
+    """The keyring's complaint, unless it quotes part of the spec that may be a key.
+
+    An entry written the wrong way round (``KEY:ID``) makes the key show up where an id is
+    quoted; a start-up error must not put key material into logs.
+    """
+    fragments = (part.strip() for entry in keyring_spec.split(",") for part in entry.split(":"))
+    if any(len(fragment) >= 20 and fragment in message for fragment in fragments):
+        return (
+            "an entry is malformed; each must read KEY_ID:BASE64_KEY (details withheld: they quote the key)"
+        )
+    return message
 
 
 def _load_or_create_dev_secrets(instance_path: Path) -> dict[str, str]:
