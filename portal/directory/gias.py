@@ -252,12 +252,15 @@ def _parse_record(line: int, record: list[str], positions: dict[str, int]) -> _S
         # A short row (truncated line) reads as blanks, which the checks below then refuse.
         return record[index].strip() if index < len(record) else ""
 
-    urn = value(URN)
-    if not (urn.isascii() and urn.isdigit()) or int(urn) == 0:
-        raise _BadRow(f"URN {_shown(urn)} is not a number")
-    urn = str(int(urn))
+    given_urn = value(URN)
+    if not (given_urn.isascii() and given_urn.isdigit()):
+        raise _BadRow(f"URN {_shown(given_urn)} is not a number")
+    # Leading zeros dropped so "0100001" and "100001" are one school; lengths checked before int().
+    urn = given_urn.lstrip("0")
+    if not urn:
+        raise _BadRow(f"URN {_shown(given_urn)} is not a valid URN")
     if len(urn) > _URN_MAX:
-        raise _BadRow(f"URN {urn} is longer than {_URN_MAX} digits")
+        raise _BadRow(f"URN {_shown(given_urn)} is longer than {_URN_MAX} digits")
     la_code = value(LA_CODE)
     if not (la_code.isascii() and la_code.isdigit() and len(la_code) <= 3):
         raise _BadRow(f"LA code {_shown(la_code)} is not 3 digits")

@@ -180,6 +180,8 @@ def test_bad_rows_are_skipped_with_line_numbers_and_the_rest_imported(app, tmp_p
             "990007": {"EstablishmentName": "  "},
             "990010": {"EstablishmentStatus (name)": ""},
             "990012": {"LA (code)": "x"},
+            "990014": {"URN": "9" * 5000},
+            "990015": {"URN": "000"},
         },
     )
 
@@ -192,10 +194,12 @@ def test_bad_rows_are_skipped_with_line_numbers_and_the_rest_imported(app, tmp_p
         (8, "establishment name is blank"),
         (11, "establishment status is blank"),
         (13, "LA code 'x' is not 3 digits"),
+        (15, f"URN {'9' * 40!r} is longer than 8 digits"),
+        (16, "URN '000' is not a valid URN"),
     ]
-    assert summary.skipped_count == 6
-    assert (summary.rows, summary.created) == (15, 9)
-    assert _organisation_count(app) == 9 + 3
+    assert summary.skipped_count == 8
+    assert (summary.rows, summary.created) == (15, 7)
+    assert _organisation_count(app) == 7 + 3
 
 
 def test_repeated_urn_is_skipped_after_its_first_row(app, tmp_path):
