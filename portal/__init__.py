@@ -96,9 +96,10 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_request_hooks(app: Flask) -> None:
     """Request ids and security headers."""
-    from portal import security_headers
+    from portal import security_headers, templating
 
     security_headers.init_app(app)
+    templating.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -106,10 +107,12 @@ def register_blueprints(app: Flask) -> None:
     from portal.admin import bp as admin_bp
     from portal.auth import bp as auth_bp
     from portal.home import bp as home_bp
+    from portal.transfers import bp as transfers_bp
 
     app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(transfers_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -41,7 +41,7 @@ class Settings:
     storage_url: str
     keyring_spec: str
     keyring_generated: bool
-    kms_key_id: str
+    key_wrapping: str
     smtp_url: str
     mail_from: str
     public_base_url: str
@@ -95,7 +95,7 @@ def load_settings(environ: Mapping[str, str], instance_path: Path) -> Settings:
         storage_url=env.text("STORAGE_URL", (instance_path / "objects").as_uri()),
         keyring_spec=env.text("KEYRING", dev_secrets.get("keyring", "")),
         keyring_generated=not env.has("KEYRING"),
-        kms_key_id=env.text("KMS_KEY_ID", ""),
+        key_wrapping=env.text("KEY_WRAPPING", "local"),
         smtp_url=env.text("SMTP_URL", f"outbox://{instance_path / 'outbox'}"),
         mail_from=env.text("MAIL_FROM", "Handover <no-reply@handover.invalid>"),
         public_base_url=env.text("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
@@ -123,6 +123,8 @@ def _validate(settings: Settings) -> None:
     except KeyringError as exc:
         detail = _withhold_key_material(str(exc), settings.keyring_spec)
         raise UnsafeConfiguration(f"PORTAL_KEYRING is unusable: {detail}") from None
+    if settings.key_wrapping != "local" and not settings.key_wrapping.startswith("aws-kms:"):
+        raise UnsafeConfiguration("PORTAL_KEY_WRAPPING must be 'local' or 'aws-kms:?key_id=...'")
     if urlsplit(settings.public_base_url).scheme not in ("http", "https"):
         raise UnsafeConfiguration("PORTAL_PUBLIC_BASE_URL must be an http(s) address")
     if not settings.is_production:

@@ -7,6 +7,8 @@ from flask import Flask, current_app
 from portal.auth.passwords import PasswordHashing
 from portal.config import Settings
 from portal.crypto.keyring import LocalKeyring
+from portal.crypto.wrapping import KeyWrapper, key_wrapper_from_spec
+from portal.storage import ObjectStore, store_from_url
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -16,7 +18,10 @@ def init_app(app: Flask, settings: Settings) -> None:
         time_cost=settings.argon2_time_cost,
         parallelism=settings.argon2_parallelism,
     )
-    app.extensions["portal.keyring"] = settings.keyring()
+    keyring = settings.keyring()
+    app.extensions["portal.keyring"] = keyring
+    app.extensions["portal.key_wrapper"] = key_wrapper_from_spec(settings.key_wrapping, keyring=keyring)
+    app.extensions["portal.object_store"] = store_from_url(settings.storage_url)
 
 
 def settings() -> Settings:
@@ -34,4 +39,16 @@ def password_hashing() -> PasswordHashing:
 def keyring() -> LocalKeyring:
     """The key-encryption keys."""
     value: LocalKeyring = current_app.extensions["portal.keyring"]
+    return value
+
+
+def key_wrapper() -> KeyWrapper:
+    """What wraps document data keys: the local keyring or AWS KMS."""
+    value: KeyWrapper = current_app.extensions["portal.key_wrapper"]
+    return value
+
+
+def object_store() -> ObjectStore:
+    """Where encrypted documents are kept."""
+    value: ObjectStore = current_app.extensions["portal.object_store"]
     return value
