@@ -19,6 +19,7 @@ from portal.directory.cli import orgs_cli
 from portal.extensions import db
 from portal.invitation_mail import invitation_link
 from portal.models import Organisation, OrganisationKind, Role, User
+from portal.transfers import cli as transfers_cli
 
 audit_cli = AppGroup("audit", help="The audit trail.")
 
@@ -29,6 +30,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(create_user)
     app.cli.add_command(seed_demo)
     app.cli.add_command(audit_cli)
+    transfers_cli.init_app(app)
     app.cli.add_command(orgs_cli)
 
 
