@@ -37,11 +37,14 @@ def purge_expired() -> None:
 
 @click.command("send-notifications")
 def send_notifications() -> None:
-    """Queue expiry reminders and send every e-mail that is due (retrying failures)."""
+    """Deliver held transfers, queue expiry reminders, and send every e-mail that is due (retrying failures)."""
     settings = services.settings()
+    delivered = retention.deliver_all_waiting(db.session, settings.public_base_url)
     reminded = retention.send_expiry_reminders(db.session, settings.public_base_url)
     sent, failed = notifications.send_due(db.session, smtp_url=settings.smtp_url, sender=settings.mail_from)
-    click.echo(f"Queued {reminded} reminder(s); sent {sent} e-mail(s); {failed} failed and will be retried.")
+    click.echo(
+        f"Delivered {delivered} held transfer(s); queued {reminded} reminder(s); sent {sent} e-mail(s); {failed} failed and will be retried."
+    )
 
 
 @storage_cli.command("sweep")

@@ -13,7 +13,7 @@ from portal.models.base import DbSession
 from portal.storage import ObjectStore
 from portal.transfers import states
 from portal.transfers.documents import shred_document
-from portal.transfers.service import REMINDER_BEFORE_EXPIRY, designated_teachers
+from portal.transfers.service import REMINDER_BEFORE_EXPIRY, deliver_waiting, designated_teachers
 
 S = TransferStatus
 _EXPIRABLE = states.IN_FLIGHT | {S.RECEIPT_CONFIRMED}
@@ -126,3 +126,17 @@ def _caseworkers(session: DbSession, transfer: Transfer) -> list[User]:
             )
         )
     )
+
+
+def deliver_all_waiting(session: DbSession, public_base_url: str) -> int:
+    """Deliver every held transfer whose school now has a designated teacher."""
+    school_ids = set(
+        session.scalars(
+            select(Transfer.receiving_organisation_id).where(Transfer.status == S.AWAITING_DESIGNATED_TEACHER)
+        )
+    )
+    delivered = 0
+    for school_id in sorted(school_ids):
+        delivered += deliver_waiting(session, school_id, public_base_url)
+        session.commit()
+    return delivered
