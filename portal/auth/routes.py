@@ -167,6 +167,9 @@ def enrol_password() -> Response | str | tuple[str, int]:
             user.totp_secret_sealed = totp.seal_secret(services.keyring(), user.id, totp.new_secret())
             user.totp_enrolled_at = None
             user.totp_last_timecode = None
+            # The password just changed: sessions opened with the old one end now, not only
+            # once the authenticator is confirmed (ASVS 7.4.3).
+            ended = sessions.end_all_sessions(user.id)
             audit.record(
                 db.session,
                 "auth.enrol.password",
@@ -174,6 +177,7 @@ def enrol_password() -> Response | str | tuple[str, int]:
                 object_id=user.id,
                 actor_user_id=user.id,
                 actor_organisation_id=user.organisation_id,
+                details={"sessions_ended": ended},
             )
             db.session.commit()
             return redirect(url_for("auth.enrol_authenticator"))

@@ -93,6 +93,7 @@ def _load_user_from_session(_request: object) -> User | None:
         now - found.last_seen_at > idle_limit
         or now - found.created_at > absolute_limit
         or not user.is_active
+        or not user.is_enrolled  # mid-reset: the factors this session rests on are gone
         or not user.organisation.is_active
     ):
         db.session.delete(found)

@@ -118,6 +118,7 @@ def test_mismatched_confirmation_is_rejected_before_hashing(app, enrolling, hash
     assert response.status_code == 200
     assert "The passwords do not match" in response.get_data(as_text=True)
     assert hash_calls == []
+    assert user_row(app, user_id)["password_hash"] is None
 
 
 def test_128_character_password_is_checked_in_full_at_sign_in(app, factory):
