@@ -18,7 +18,7 @@ from typing import Any
 from flask import g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 from portal.audit.chain import PendingEvent, append_events
 from portal.models import utcnow
@@ -81,7 +81,13 @@ def record(
         request_id=request_id,
         details=_canonical_details(details or {}),
     )
-    session.info.setdefault(_PENDING_KEY, []).append(pending)
+    target = session() if isinstance(session, scoped_session) else session
+    if not target.in_transaction():
+        # Begin now (no connection is taken yet), so that a rollback before any query still
+        # counts as one and discards the event instead of leaving it for the next commit.
+        target.begin()
+    # Remember the savepoint (if any) the event belongs to: rolling that savepoint back drops it.
+    target.info.setdefault(_PENDING_KEY, []).append((pending, target.get_nested_transaction()))
 
 
 def _canonical_details(details: dict[str, str | int | bool | None]) -> str:
@@ -102,11 +108,15 @@ def install(session_class: type[Session] | Any) -> None:
         return
     event.listen(session_class, "before_commit", _write_pending)
     event.listen(session_class, "after_commit", _forward_written)
-    event.listen(session_class, "after_rollback", _discard_pending)
+    # A commit that failed in the database: its events were never written, so never log them.
+    event.listen(session_class, "after_rollback", _discard_written)
+    # Every rollback() call, whether or not the database was touched yet, and savepoints too:
+    # only the events of the work that was rolled back are dropped.
+    event.listen(session_class, "after_soft_rollback", _discard_rolled_back)
 
 
 def _write_pending(session: DbSession) -> None:
-    pending = session.info.pop(_PENDING_KEY, [])
+    pending = [event for event, _savepoint in session.info.pop(_PENDING_KEY, [])]
     if pending:
         session.info[_WRITTEN_KEY] = append_events(session, pending)
 
@@ -117,6 +127,21 @@ def _forward_written(session: DbSession) -> None:
         log.info("audit %s", json.dumps({**row, "occurred_at": row["occurred_at"].isoformat()}, default=str))
 
 
-def _discard_pending(session: DbSession) -> None:
-    session.info.pop(_PENDING_KEY, None)
+def _discard_written(session: DbSession) -> None:
     session.info.pop(_WRITTEN_KEY, None)
+
+
+def _discard_rolled_back(session: DbSession, previous_transaction: SessionTransaction) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(_PENDING_KEY, None)
+        session.info.pop(_WRITTEN_KEY, None)
+        return
+    # A savepoint rolled back: only the events recorded inside it (or inside savepoints within it) go.
+    kept = []
+    for pending, savepoint in session.info.get(_PENDING_KEY, []):
+        inside = savepoint
+        while inside is not None and inside is not previous_transaction:
+            inside = inside.parent
+        if inside is None:
+            kept.append((pending, savepoint))
+    session.info[_PENDING_KEY] = kept
