@@ -119,16 +119,18 @@ def iter_chunks(stream: ReadableStream, chunk_size: int = READ_CHUNK_BYTES) -> I
 
 
 class SourceReader:
-    """Wraps a caller's stream for a store: full-length reads, a byte count, and blame.
+    """Wraps a caller's stream for a store: optional full-length reads, a byte count, and blame.
 
-    Full-length reads matter for S3: ``upload_fileobj`` takes each ``read(part_size)`` as one
-    part, and a short read from a network-backed source would make an undersized part that S3
-    rejects. ``failed`` records that the *source* raised, so a store re-raises that error as it
-    is instead of reporting it as a storage fault.
+    Full-length reads (``fill=True``) matter for S3: ``upload_fileobj`` takes each
+    ``read(part_size)`` as one part, and a short read from a network-backed source would make
+    an undersized part that S3 rejects. A file does not care, and joining short reads would
+    cost a copy of every byte. ``failed`` records that the *source* raised, so a store re-raises
+    that error as it is instead of reporting it as a storage fault.
     """
 
-    def __init__(self, source: ReadableStream) -> None:
+    def __init__(self, source: ReadableStream, *, fill: bool = True) -> None:
         self._source = source
+        self._fill = fill
         self.bytes_read = 0
         self.failed = False
         self._at_end = False
@@ -152,6 +154,8 @@ class SourceReader:
                 break
             pieces.append(piece)
             wanted -= len(piece)
+            if not self._fill and size >= 0:
+                break
         data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         self.bytes_read += len(data)
         return data

@@ -57,7 +57,7 @@ class LocalDirectoryStore:
     def put(self, key: str, stream: ReadableStream) -> int:
         """Write ``stream`` to ``key`` atomically; see :meth:`ObjectStore.put`."""
         target = self._path(key)
-        source = SourceReader(stream)
+        source = SourceReader(stream, fill=False)
         try:
             fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=self._temp_dir)  # mode 0600
         except OSError as exc:

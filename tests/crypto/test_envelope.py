@@ -77,17 +77,23 @@ def test_documents_of_any_size_round_trip_with_size_and_digest(size: int) -> Non
     assert released == plaintext
 
 
-def test_reads_return_exactly_the_size_asked_until_the_end() -> None:
+@pytest.mark.parametrize("asked", [1, 1000, 16_400, 65_536, 1_000_000])
+def test_reads_never_exceed_the_size_asked_and_only_the_end_is_empty(asked: int) -> None:
     class Trickle(io.BytesIO):
         def read(self, size: int | None = -1, /) -> bytes:
             return super().read(min(size, 999) if size is not None and size >= 0 else 999)
 
-    reader = EncryptingReader(Trickle(os.urandom(200_000)), new_data_key(), document_context(1, 2))
+    plaintext = os.urandom(200_000)
+    key, context = new_data_key(), document_context(1, 2)
+    reader = EncryptingReader(Trickle(plaintext), key, context)
 
-    sizes = [len(chunk) for chunk in iter(lambda: reader.read(65_536), b"")]
+    chunks = list(iter(lambda: reader.read(asked), b""))
 
-    assert sizes[:-1] == [65_536] * (len(sizes) - 1)
-    assert sum(sizes) == ciphertext_size(200_000)
+    assert all(0 < len(chunk) <= asked for chunk in chunks)
+    assert reader.read(asked) == b""
+    ciphertext = b"".join(chunks)
+    assert len(ciphertext) == ciphertext_size(200_000)
+    assert decrypt_collecting(ciphertext, key, context, plaintext) == (plaintext, None)
 
 
 def test_read_without_a_size_returns_the_whole_ciphertext() -> None:

@@ -13,8 +13,9 @@ MARKER = b"PUPIL-RECORD-MARKER-7f3c9a"
 
 
 def document_with_marker() -> bytes:
-    # The marker at the start, straddling a 16 KiB Cobblestone chunk boundary, and at the end.
-    body = bytearray(MARKER + b"." * 40_000 + MARKER)
+    # The marker at the start, straddling a 16 KiB Cobblestone chunk boundary, and at the end;
+    # over 5 MiB, so the S3 upload is multipart.
+    body = bytearray(MARKER + b"." * (5 * 1024 * 1024 + 40_000) + MARKER)
     body[16_384 - 10 : 16_384 - 10 + len(MARKER)] = MARKER
     return bytes(body)
 
