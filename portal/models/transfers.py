@@ -77,7 +77,8 @@ class Transfer(Base):
     # Quoted in e-mails and on the phone; random so it says nothing about volumes or order.
     reference: Mapped[str] = mapped_column(String(16), unique=True)
     status: Mapped[TransferStatus] = mapped_column(
-        Enum(TransferStatus, native_enum=False, length=32, validate_strings=True), default=TransferStatus.DRAFT
+        Enum(TransferStatus, native_enum=False, length=32, validate_strings=True),
+        default=TransferStatus.DRAFT,
     )
     sending_organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     receiving_organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
@@ -150,7 +151,9 @@ class TransferRecipient(Base):
     """A designated teacher a transfer was delivered to."""
 
     __tablename__ = "transfer_recipients"
-    __table_args__ = (UniqueConstraint("transfer_id", "user_id", name="uq_transfer_recipients_transfer_user"),)
+    __table_args__ = (
+        UniqueConstraint("transfer_id", "user_id", name="uq_transfer_recipients_transfer_user"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id"), index=True)
