@@ -60,8 +60,10 @@ def sign_in() -> Response | str | tuple[str, int]:
                 hashing=services.password_hashing(),
                 keyring=services.keyring(),
             )
-        except SignInThrottled:
-            audit.record(db.session, "auth.sign_in", outcome=Outcome.THROTTLED, details={"rule": "account"})
+        except SignInThrottled as throttled:
+            audit.record(
+                db.session, "auth.sign_in", outcome=Outcome.THROTTLED, details={"rule": throttled.rule}
+            )
             db.session.commit()
             abort(429)
         except SignInFailed as failure:

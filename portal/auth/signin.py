@@ -28,7 +28,11 @@ class SignInFailed(Exception):
 
 
 class SignInThrottled(Exception):
-    """Too many failures for this account from this address (throttle rule 3)."""
+    """Too many failures for this account from this address (throttle rule 3 or 4, named by ``rule``)."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__(rule)
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,12 @@ def sign_in(
 ) -> SignInResult:
     """Check credentials and record the attempt; raise :class:`SignInFailed` or :class:`SignInThrottled`."""
     key = account_key(secret_key, credentials.email)
-    if account_closed_to_address(session, key, client_address):
-        raise SignInThrottled
     user = session.scalars(select(User).where(User.email == normalise_email(credentials.email))).first()
+    closed_by = account_closed_to_address(
+        session, key, client_address, password_set_at=user.password_changed_at if user else None
+    )
+    if closed_by:
+        raise SignInThrottled(closed_by)
     try:
         result = _check(session, user, credentials, hashing, keyring)
     except SignInFailed:

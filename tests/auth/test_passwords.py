@@ -56,7 +56,7 @@ def enrolling(app: Flask, factory: Any) -> tuple[FlaskClient, int]:
 
 def _passphrase(length: int) -> str:
     words = "granite orchard velvet lantern bicycle meadow harbour quill "
-    return (words * (length // len(words) + 1))[:length - 3] + "x9!"
+    return (words * (length // len(words) + 1))[: length - 3] + "x9!"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from portal.auth.throttle import ACCOUNT_FAILURE_LIMIT
+from portal.admin import accounts
+from portal.auth.throttle import ACCOUNT_FAILURE_LIMIT, CONSECUTIVE_FAILURE_LIMIT
+from portal.extensions import db
+from portal.models import User
 from tests.auth.helpers import (
     GENERIC_FAILURE,
     OTHER_ADDRESS,
@@ -16,6 +19,7 @@ from tests.auth.helpers import (
     audit_rows,
     code_at_step,
     current_step,
+    enrol,
     frozen_clock,
     post_sign_in,
     signed_in,
@@ -224,3 +228,90 @@ def test_unknown_email_is_throttled_exactly_like_a_real_account(app):
         clock.shift(30)
         response = post_sign_in(app.test_client(), email, "another guess", "000000", address="198.51.100.99")
     assert response.status_code == 429
+
+
+def _botnet_hour(app: Flask, email: str, hour: int) -> None:
+    """Twenty failures from four fresh addresses: as much as rules 2 and 3 allow in an hour."""
+    for bot_number in range(ACCOUNT_FAILURE_LIMIT // 5):
+        address = f"198.51.{hour}.{bot_number + 1}"
+        bot = app.test_client()
+        for guess in range(5):
+            response = post_sign_in(bot, email, f"hour {hour} guess {guess}", "000000", address=address)
+            assert response.status_code == 200, (hour, bot_number, guess)
+
+
+def test_slow_distributed_guessing_stops_at_one_hundred_consecutive_failures(app, factory):
+    """NIST SP 800-63B §5.2.2: at most 100 consecutive failures, however slowly they come."""
+    usual_address = "192.0.2.10"
+    with frozen_clock() as clock:
+        teacher = factory.account(factory.school())  # password set "now", before the attack
+        assert (
+            post_sign_in(
+                app.test_client(), teacher.email, teacher.password, teacher.code(), address=usual_address
+            ).status_code
+            == 302
+        )
+        hours = CONSECUTIVE_FAILURE_LIMIT // ACCOUNT_FAILURE_LIMIT
+        for hour in range(hours):
+            clock.shift(61 * 60)
+            _botnet_hour(app, teacher.email, hour)
+        assert len(_failures(app)) == CONSECUTIVE_FAILURE_LIMIT
+
+        # A day later, new addresses are still closed, even with every factor right...
+        clock.shift(24 * 60 * 60)
+        code = teacher.code()
+        refused = post_sign_in(
+            app.test_client(), teacher.email, teacher.password, code, address="198.51.99.1"
+        )
+        assert refused.status_code == 429
+        rules = [row.details.get("rule") for row in _throttled_events(app)]
+        assert rules == ["account_consecutive"]
+
+        # ...while the teacher's usual address works, and a success there reopens the account.
+        owner = app.test_client()
+        assert (
+            post_sign_in(owner, teacher.email, teacher.password, code, address=usual_address).status_code
+            == 302
+        )
+        clock.shift(30)
+        elsewhere = app.test_client()
+        response = post_sign_in(
+            elsewhere, teacher.email, teacher.password, teacher.code(), address="198.51.99.2"
+        )
+        assert response.status_code == 302
+
+
+def test_consecutive_failure_count_restarts_when_an_administrator_resets_the_account(app, factory):
+    """A teacher who never signed in has no known address; re-enrolment is their way back in."""
+    with frozen_clock() as clock:
+        school = factory.school()
+        admin = factory.account(school)
+        newcomer = factory.account(school)
+        for hour in range(CONSECUTIVE_FAILURE_LIMIT // ACCOUNT_FAILURE_LIMIT):
+            clock.shift(61 * 60)
+            _botnet_hour(app, newcomer.email, hour)
+        clock.shift(61 * 60)
+        code = newcomer.code()
+        assert post_sign_in(app.test_client(), newcomer.email, newcomer.password, code).status_code == 429
+
+        with app.app_context():
+            token = accounts.reset_authenticator(
+                db.session,
+                db.session.get_one(User, newcomer.user_id),
+                invited_by=db.session.get_one(User, admin.user_id),
+                valid_hours=72,
+            )
+            db.session.commit()
+        clock.shift(30)
+        enrolled = enrol(
+            app.test_client(),
+            newcomer.user_id,
+            token,
+            email=newcomer.email,
+            password="a fresh start passphrase",
+        )
+        clock.shift(30)
+        account = enrolled.account
+        client = app.test_client()
+        assert post_sign_in(client, account.email, account.password, account.code()).status_code == 302
+        assert signed_in(client)
