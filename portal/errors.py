@@ -49,11 +49,14 @@ def _csrf_error(error: CSRFError) -> tuple[str, int]:
     )
 
 
-def _http_error(error: HTTPException) -> tuple[str, int]:
+def _http_error(error: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
     status = error.code or 500
+    # Keep what the exception says about the response (``Allow`` on a 405, ``Retry-After``),
+    # but not its content type: the body is our page.
+    headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
     if status == 429:
-        return render_error(429, "Wait a few minutes before you try again.")
-    return render_error(status)
+        return (*render_error(429, "Wait a few minutes before you try again."), headers)
+    return (*render_error(status), headers)
 
 
 def _unexpected_error(error: Exception) -> tuple[str, int]:

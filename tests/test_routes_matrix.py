@@ -6,7 +6,7 @@ endpoint is in the (short, explicit) public list, and admin pages answer 404 to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,11 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
-from portal.admin import accounts
 from portal.auth.guard import is_public_endpoint
-from portal.extensions import db
-from portal.models import Organisation, Role
-from tests.admin.helpers import audit_rows
+from portal.models import Role
+from tests.admin.helpers import RealObjects, audit_rows, fill_url, make_real_objects
 from tests.support import Account, Factory, csrf_token, sign_in
 
 EXPECTED_PUBLIC_ENDPOINTS = {
@@ -39,50 +37,14 @@ NON_ADMIN_ROLES = (
 )
 
 
-@dataclass(frozen=True)
-class ForeignObjects:
-    """Real objects of an organisation the requester does not belong to."""
-
-    user_id: int
-    invitation_token: str
-
-
 @pytest.fixture
-def foreign(app: Flask, factory: Factory) -> ForeignObjects:
-    elsewhere = factory.school(name="Somewhere Else School")
-    member = factory.account(elsewhere, Role.DESIGNATED_TEACHER)
-    with app.app_context():
-        organisation = db.session.get(Organisation, elsewhere.id)
-        assert organisation is not None
-        _, token = accounts.invite_user(
-            db.session,
-            organisation=organisation,
-            email="not-yet-enrolled@elsewhere.example",
-            display_name="Not Yet Enrolled",
-            role=Role.SCHOOL_STAFF,
-            invited_by=None,
-            valid_hours=72,
-        )
-        db.session.commit()
-    return ForeignObjects(user_id=member.user_id, invitation_token=token)
+def foreign(app: Flask, factory: Factory) -> RealObjects:
+    """Real objects of organisations the requesters in these tests do not belong to."""
+    return make_real_objects(app, factory)
 
 
 def _rules(app: Flask) -> list[Rule]:
     return sorted((r for r in app.url_map.iter_rules() if r.endpoint != "static"), key=lambda r: r.rule)
-
-
-def _url(rule: Rule, objects: ForeignObjects) -> str:
-    """The rule's path with every argument filled by a real object of the foreign organisation."""
-    fillers = {"user_id": str(objects.user_id), "token": objects.invitation_token}
-    unknown = set(rule.arguments) - set(fillers)
-    if unknown:
-        pytest.fail(f"{rule.rule}: teach tests/test_routes_matrix.py a real object for {sorted(unknown)}")
-    path = rule.rule
-    for name, value in fillers.items():
-        for converter in ("", "int:", "string:", "path:"):
-            path = path.replace(f"<{converter}{name}>", value)
-    assert "<" not in path, path
-    return path
 
 
 def _request(client: FlaskClient, method: str, url: str, token: str) -> tuple[int, str]:
@@ -104,7 +66,7 @@ def test_only_the_listed_endpoints_are_open_without_signing_in(app, foreign):
                 continue
             # A fresh token each time: opening an invitation starts a new (anonymous) session.
             token = csrf_token(client.get("/sign-in"))
-            status, location = _request(client, method, _url(rule, foreign), token)
+            status, location = _request(client, method, fill_url(rule, foreign), token)
             if not _sends_to_sign_in(status, location):
                 answered_without_sign_in.add(rule.endpoint)
                 assert rule.endpoint in EXPECTED_PUBLIC_ENDPOINTS, (
@@ -141,14 +103,14 @@ def test_every_admin_route_answers_not_found_to_a_user_who_is_not_an_admin(app, 
     member = factory.account(organisation, role)
     colleague = factory.account(organisation, Role.SCHOOL_STAFF if kind == "school" else Role.CASEWORKER)
     client, token = _signed_in(app, member)
-    own = ForeignObjects(user_id=colleague.user_id, invitation_token=foreign.invitation_token)
+    own = dataclasses.replace(foreign, user_id=colleague.user_id)
 
     requests = 0
     for rule in _admin_rules(app):
         for objects in (foreign, own):
             for method in REQUESTED_METHODS:
                 if method in (rule.methods or set()):
-                    status, _ = _request(client, method, _url(rule, objects), token)
+                    status, _ = _request(client, method, fill_url(rule, objects), token)
                     assert status == 404, f"{role} {method} {rule.rule} answered {status}"
                     requests += 1
 
@@ -167,7 +129,7 @@ def test_every_admin_route_about_a_user_answers_not_found_to_another_organisatio
         for method in REQUESTED_METHODS:
             if method not in (rule.methods or set()):
                 continue
-            status, location = _request(client, method, _url(rule, foreign), token)
+            status, location = _request(client, method, fill_url(rule, foreign), token)
             if "user_id" in rule.arguments:
                 assert status == 404, f"{method} {rule.rule} answered {status}"
             else:
@@ -177,3 +139,37 @@ def test_every_admin_route_about_a_user_answers_not_found_to_another_organisatio
 
     assert audit_rows(app, "access.denied")
     assert {row["object_id"] for row in audit_rows(app, "access.denied")} == {str(foreign.user_id)}
+
+
+THIRD_ORGANISATION_ROLES = (
+    ("school", Role.SCHOOL_STAFF),
+    ("school", Role.DESIGNATED_TEACHER),
+    ("school", Role.ORG_ADMIN),
+    ("school", Role.AUDITOR),
+    ("local_authority", Role.CASEWORKER),
+    ("local_authority", Role.ORG_ADMIN),
+    ("local_authority", Role.AUDITOR),
+)
+
+
+@pytest.mark.parametrize(("kind", "role"), THIRD_ORGANISATION_ROLES, ids=lambda v: str(v))
+def test_every_route_naming_another_organisations_object_answers_not_found(app, factory, foreign, kind, role):
+    outsider_org = factory.school() if kind == "school" else factory.local_authority()
+    outsider = factory.account(outsider_org, role)
+    client, token = _signed_in(app, outsider)
+    named_routes = [r for r in _rules(app) if r.arguments and r.endpoint not in EXPECTED_PUBLIC_ENDPOINTS]
+    assert {"admin.user_detail", "transfers.detail", "transfers.download"} <= {
+        r.endpoint for r in named_routes
+    }
+
+    for rule in named_routes:
+        for method in REQUESTED_METHODS:
+            if method in (rule.methods or set()):
+                status, _ = _request(client, method, fill_url(rule, foreign), token)
+                assert status == 404, (
+                    f"{role} of another organisation: {method} {rule.rule} answered {status}"
+                )
+
+    # Nothing was used up on the way: the teacher's download link still works for the teacher.
+    teacher, _ = _signed_in(app, foreign.world.teacher)
+    assert teacher.get(f"/transfers/download/{foreign.download_token}").status_code == 200

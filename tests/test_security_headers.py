@@ -11,11 +11,10 @@ from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
 from portal import create_app
-from portal.admin import accounts
 from portal.auth.guard import public
 from portal.extensions import db
-from portal.models import Organisation, Role
-from tests.admin.helpers import outbox
+from portal.models import Role
+from tests.admin.helpers import fill_url, make_real_objects, outbox
 from tests.support import Factory, csrf_token, post_form, sign_in
 
 REQUIRED_CSP_DIRECTIVES = (
@@ -53,13 +52,6 @@ def _get_rules(app: Flask) -> list[Rule]:
     )
 
 
-def _fill(rule: Rule, user_id: int, token: str) -> str:
-    path = rule.rule.replace("<int:user_id>", str(user_id)).replace("<token>", token)
-    if "<" in path:
-        pytest.fail(f"{rule.rule}: teach tests/test_security_headers.py a real object for this argument")
-    return path
-
-
 @pytest.fixture
 def boom_app(environ: dict[str, str]) -> Iterator[Flask]:
     """The portal with one extra (public) route that fails, registered before the first request."""
@@ -75,36 +67,27 @@ def boom_app(environ: dict[str, str]) -> Iterator[Flask]:
         db.engine.dispose()
 
 
-def _invitation_token(app: Flask, organisation_id: int, email: str) -> str:
-    with app.app_context():
-        organisation = db.session.get(Organisation, organisation_id)
-        assert organisation is not None
-        _, token = accounts.invite_user(
-            db.session,
-            organisation=organisation,
-            email=email,
-            display_name="Newcomer",
-            role=Role.SCHOOL_STAFF,
-            invited_by=None,
-            valid_hours=72,
-        )
-        db.session.commit()
-        return token
+# Not crawled signed in: opening an invitation ends the session (crawled anonymously instead), a
+# download link works once (checked on its own), and the failing route is the 500 case.
+NOT_CRAWLED_SIGNED_IN = {"auth.accept_invitation", "transfers.download", "boom"}
 
 
 def test_every_page_error_page_and_form_carries_the_security_headers(boom_app):
     app = boom_app
     factory = Factory(app)
-    school = factory.school()
-    admin = factory.account(school, Role.ORG_ADMIN)
-    colleague = factory.account(school, Role.SCHOOL_STAFF)
-    token = _invitation_token(app, school.id, "newcomer@example.org")
+    objects = make_real_objects(app, factory)
+    admin = factory.account(objects.world.sending, Role.ORG_ADMIN)
     crawled: dict[str, TestResponse] = {}
 
-    # Anonymous: the public pages, the enrolment flow and the sign-in redirect.
+    # Anonymous: the public pages, the enrolment flow, a failed sign-in and the sign-in redirect.
     visitor = app.test_client()
     crawled["anonymous /"] = visitor.get("/")
-    for path in ("/sign-in", "/healthz", "/invitation/not-a-real-token", f"/invitation/{token}"):
+    for path in (
+        "/sign-in",
+        "/healthz",
+        "/invitation/not-a-real-token",
+        f"/invitation/{objects.invitation_token}",
+    ):
         crawled[f"anonymous {path}"] = visitor.get(path)
     crawled["anonymous /enrol/password"] = visitor.get("/enrol/password")
     crawled["anonymous /enrol/authenticator"] = visitor.get("/enrol/authenticator")
@@ -118,15 +101,21 @@ def test_every_page_error_page_and_form_carries_the_security_headers(boom_app):
         },
     )
 
-    # Signed in as an admin: every GET route of the url map, own-organisation objects.
-    client = app.test_client()
-    sign_in(client, admin)
-    for rule in _get_rules(app):
-        if rule.endpoint in ("auth.accept_invitation", "boom"):
-            continue  # opening an invitation ends the admin's session (crawled anonymously); boom below
-        path = _fill(rule, colleague.user_id, token)
-        crawled[f"admin {path}"] = client.get(path)
+    # Signed in as the admin, the sender and the receiving teacher: every GET route of the url map.
+    for who, account in (
+        ("admin", admin),
+        ("sender", objects.world.sender),
+        ("teacher", objects.world.teacher),
+    ):
+        client = app.test_client()
+        sign_in(client, account)
+        for rule in _get_rules(app):
+            if rule.endpoint not in NOT_CRAWLED_SIGNED_IN:
+                path = fill_url(rule, objects)
+                crawled[f"{who} {path}"] = client.get(path)
     assert crawled["admin /admin/users"].status_code == 200
+    assert crawled[f"sender /transfers/{objects.transfer_id}"].status_code == 200
+    assert crawled[f"teacher /transfers/{objects.transfer_id}"].status_code == 200
 
     # Error pages: 404, 405, 400 (CSRF), 500.
     crawled["404"] = client.get("/no/such/page")
@@ -141,6 +130,23 @@ def test_every_page_error_page_and_form_carries_the_security_headers(boom_app):
     for what, response in crawled.items():
         assert_secure_headers(response, what)
         assert response.status_code < 500 or what == "500", what
+
+
+def test_a_downloaded_document_is_an_uncached_sandboxed_attachment(app, factory):
+    objects = make_real_objects(app, factory)
+    teacher = app.test_client()
+    sign_in(teacher, objects.world.teacher)
+
+    response = teacher.get(f"/transfers/download/{objects.download_token}")
+
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "no-store" in response.headers["Cache-Control"]
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    directives = _csp_directives(response)
+    assert "default-src 'none'" in directives
+    assert "sandbox" in directives
 
 
 def test_a_500_page_shows_its_reference_and_no_traceback(boom_app):

@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pyotp
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.routing import Map, Rule
 
+from portal.admin import accounts
 from portal.extensions import db
-from portal.models import AuditEvent, User
-from tests.support import csrf_token
+from portal.models import AuditEvent, Document, Organisation, Role, User
+from tests.support import Factory, csrf_token
+from tests.transfers.helpers import (
+    PDF_BYTES,
+    World,
+    create_draft,
+    make_world,
+    request_download,
+    send,
+    signed_in,
+    upload,
+)
 
 INVITATION_PATH = re.compile(r"https?://[^/\s]+(/invitation/[A-Za-z0-9_-]+)")
 TOTP_KEY = re.compile(r'id="totp-key">([A-Z2-7 ]+)<')
@@ -111,3 +125,67 @@ def enrol_from_invitation(client: FlaskClient, path: str, password: str = NEW_PA
     assert confirmed.status_code == 200
     assert "recovery" in confirmed.get_data(as_text=True).lower()
     return secret
+
+
+@dataclass(frozen=True)
+class RealObjects:
+    """Real objects to put into URLs: a user, a pending invitation, a delivered transfer with a
+    document, and an unused download link (issued to ``world.teacher``)."""
+
+    world: World
+    user_id: int
+    invitation_token: str
+    transfer_id: int
+    document_id: int
+    download_token: str
+
+
+def make_real_objects(app: Flask, factory: Factory) -> RealObjects:
+    """Everything a route can name, made through the real flows (the transfer over HTTP)."""
+    world = make_world(factory)
+    with app.app_context():
+        organisation = db.session.get(Organisation, world.sending.id)
+        assert organisation is not None
+        _, invitation_token = accounts.invite_user(
+            db.session,
+            organisation=organisation,
+            email=f"pending-{organisation.id}@example.org",
+            display_name="Pending Person",
+            role=Role.SCHOOL_STAFF,
+            invited_by=None,
+            valid_hours=72,
+        )
+        db.session.commit()
+    sender = signed_in(app, world.sender)
+    transfer_id = create_draft(sender, world)
+    assert upload(sender, transfer_id, PDF_BYTES, "Plan.pdf").status_code == 302
+    assert send(sender, transfer_id).status_code == 302
+    with app.app_context():
+        document_id = db.session.scalars(select(Document.id).where(Document.transfer_id == transfer_id)).one()
+    link = request_download(signed_in(app, world.teacher), transfer_id, document_id)
+    assert link.status_code == 302
+    download_token = link.headers["Location"].rsplit("/", 1)[1]
+    return RealObjects(
+        world, world.sender.user_id, invitation_token, transfer_id, document_id, download_token
+    )
+
+
+def fill_url(rule: Rule, objects: RealObjects) -> str:
+    """The rule's path with every argument filled from ``objects``; fails for an argument it does not know."""
+    tokens = {
+        "auth.accept_invitation": objects.invitation_token,
+        "transfers.download": objects.download_token,
+    }
+    values = {
+        "user_id": objects.user_id,
+        "transfer_id": objects.transfer_id,
+        "document_id": objects.document_id,
+        "token": tokens.get(rule.endpoint),
+    }
+    unknown = sorted(name for name in rule.arguments if values.get(name) is None)
+    if unknown:
+        pytest.fail(
+            f"{rule.endpoint} ({rule.rule}): teach tests/admin/helpers.fill_url a real object for {unknown}"
+        )
+    adapter = Map([Rule(rule.rule, endpoint=rule.endpoint)]).bind("localhost")
+    return adapter.build(rule.endpoint, {name: values[name] for name in rule.arguments})
