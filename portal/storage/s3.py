@@ -19,7 +19,7 @@ Credentials come only from the standard AWS sources (environment, shared profile
 task role): a URL carrying credentials is refused, so they never reach settings files or logs.
 
 Uploads stream through ``upload_fileobj`` from a non-seekable reader, so memory stays bounded
-by about ``(max_concurrency + 3) * part_size`` whatever the object's size. If an upload fails,
+by about ``(2 * max_concurrency + 2) * part_size`` whatever the object's size. If an upload fails,
 s3transfer aborts the multipart upload; :meth:`S3ObjectStore.put` then also aborts anything
 still open under the key, in case that abort itself failed. When the endpoint is unreachable
 even that cannot run, so buckets should carry an ``AbortIncompleteMultipartUpload`` lifecycle
@@ -182,8 +182,8 @@ class S3ObjectStore:
             preferred_transfer_client="classic",
         )
         # s3transfer buffers up to this many parts read from a non-seekable stream (default 10,
-        # i.e. 80 MiB at 8 MiB parts); a few are enough to keep max_concurrency uploads busy.
-        self._transfer_config.max_in_memory_upload_chunks = settings.max_concurrency + 1
+        # i.e. 80 MiB at 8 MiB parts); one per concurrent upload keeps them busy.
+        self._transfer_config.max_in_memory_upload_chunks = settings.max_concurrency
         self._extra_args: dict[str, Any] = {}
         if settings.sse:
             self._extra_args["ServerSideEncryption"] = settings.sse
