@@ -94,11 +94,13 @@ def store_document(
         from portal.transfers.filetypes import FileRefused
 
         raise FileRefused("The file is empty. Choose the file again.")
-    kind: FileKind = identify(head, upload.filename)
+    display_filename = sanitise_filename(upload.filename)
+    # The type is checked against the name the recipient will see and save, not the raw one.
+    kind: FileKind = identify(head, display_filename)
     document = Document(
         transfer_id=transfer.id,
         category=category,
-        display_filename=sanitise_filename(upload.filename),
+        display_filename=display_filename,
         content_type=kind.content_type,
         object_key=new_object_key(),
         content_format=CONTENT_FORMAT,

@@ -57,6 +57,11 @@ ODF_KINDS = {
     ),
 }
 OOXML_BY_EXTENSION = {".docx": DOCX, ".xlsx": XLSX, ".pptx": PPTX}
+ALLOWED_EXTENSIONS = frozenset(
+    extension
+    for kind in (PDF, JPEG, PNG, XML, CSV, TEXT, DOCX, XLSX, PPTX, *ODF_KINDS.values())
+    for extension in kind.extensions
+)
 # First entries Office writes into an OOXML package; an ordinary zip starts with anything else.
 _OOXML_FIRST_ENTRIES = re.compile(rb"^(\[Content_Types\]\.xml|_rels/\.rels|docProps/|word/|xl/|ppt/)")
 _MARKUP_REFUSED = re.compile(
@@ -72,6 +77,9 @@ class FileRefused(ValueError):
 def identify(head: bytes, filename: str) -> FileKind:
     """The kind of file whose first bytes are ``head``; raise :class:`FileRefused` if not allowed."""
     extension = _extension(filename)
+    if extension not in ALLOWED_EXTENSIONS:
+        # Named before the content is looked at: ".sh", ".js" or ".html" never becomes "just text".
+        raise FileRefused(f"Files ending in {extension} cannot be sent. Send {ALLOWED_DESCRIPTION} files.")
     kind = _sniff(head, extension)
     if extension not in kind.extensions:
         shown = extension or "no extension"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, time
 from typing import BinaryIO
@@ -10,6 +11,7 @@ from flask import Response, abort, flash, redirect, render_template, request, st
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError
@@ -18,6 +20,7 @@ from portal import audit, notifications, policy, services
 from portal.audit import Outcome
 from portal.crypto.errors import DecryptionFailed
 from portal.directory.search import find_schools
+from portal.errors import render_error
 from portal.extensions import csrf, db
 from portal.models import (
     DocumentCategory,
@@ -30,14 +33,16 @@ from portal.models import (
 )
 from portal.models.base import ENGLAND
 from portal.storage import StorageError
+from portal.templating import filesize
 from portal.transfers import bp, documents, service, states
 from portal.transfers.access import Relation, document_for, may_see_contents, relations_to, transfer_for
 from portal.transfers.downloads import attachment_headers
 from portal.transfers.filetypes import ALLOWED_DESCRIPTION, FileRefused
 from portal.transfers.forms import ActionForm, ConfirmReceiptForm, ExtendForm, NewTransferForm, UploadForm
-from portal.transfers.uploads import UploadMalformed, UploadTooLarge, parse_streamed_upload
+from portal.transfers.uploads import FormTooLarge, UploadMalformed, UploadTooLarge, parse_streamed_upload
 from portal.upn import InvalidUPN, validate_upn
 
+log = logging.getLogger(__name__)
 SENDERS = (Role.SCHOOL_STAFF, Role.DESIGNATED_TEACHER, Role.CASEWORKER)
 
 
@@ -214,7 +219,9 @@ def upload(transfer_id: int) -> BaseResponse | tuple[str, int]:
         return redirect(url_for("transfers.detail", transfer_id=transfer.id))
     limit = services.settings().upload_limit_bytes
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
-        abort(413)
+        # Refused from the declared length alone, before a byte of the body is read.
+        _audit_upload_refused(transfer, "too_large")
+        return _file_too_large(limit)
     mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
     if mimetype != "multipart/form-data" or "boundary" not in options:
         abort(400)
@@ -226,6 +233,9 @@ def upload(transfer_id: int) -> BaseResponse | tuple[str, int]:
         validate_csrf(form.fields.get("csrf_token"))
     except ValidationError:
         raise CSRFError("The CSRF token is missing or invalid.") from None
+    except FormTooLarge as problem:
+        _audit_upload_refused(transfer, "form_too_large")
+        return render_error(413, f"The upload was refused: {problem}. Nothing was stored.")
     except UploadMalformed as problem:
         flash(f"The upload did not work: {problem}. Choose the file and try again.", "error")
         return redirect(url_for("transfers.detail", transfer_id=transfer.id))
@@ -249,13 +259,28 @@ def upload(transfer_id: int) -> BaseResponse | tuple[str, int]:
         )
     except UploadTooLarge:
         _audit_upload_refused(transfer, "too_large")
-        abort(413)
+        return _file_too_large(limit)
     except FileRefused as refused:
         _audit_upload_refused(transfer, "type")
         flash(str(refused), "error")
     except StorageError:
         _audit_upload_refused(transfer, "storage_unavailable")
-        abort(503)
+        return render_error(
+            503,
+            "The document store could not be reached, so the file was not uploaded and nothing was "
+            "stored. The records have not been sent. Try again in a few minutes.",
+        )
+    except SQLAlchemyError:
+        # store_document has already deleted the object it wrote (a compensating action).
+        _audit_upload_refused(transfer, "database_unavailable")
+        return render_error(
+            503,
+            "The upload could not be recorded, so the file was not kept. The records have not been "
+            "sent. Try again in a few minutes.",
+        )
+    except FormTooLarge as problem:
+        _audit_upload_refused(transfer, "form_too_large")
+        return render_error(413, f"The upload was refused: {problem}. Nothing was stored.")
     except UploadMalformed as problem:
         flash(f"The upload did not work: {problem}. Choose the file and try again.", "error")
     else:
@@ -263,17 +288,31 @@ def upload(transfer_id: int) -> BaseResponse | tuple[str, int]:
     return redirect(url_for("transfers.detail", transfer_id=transfer.id))
 
 
-def _audit_upload_refused(transfer: Transfer, reason: str) -> None:
-    db.session.rollback()
-    audit.record(
-        db.session,
-        "document.upload",
-        outcome=Outcome.FAILURE,
-        object_type="transfer",
-        object_id=transfer.id,
-        details={"reason": reason},
+def _file_too_large(limit: int) -> tuple[str, int]:
+    return render_error(
+        413,
+        f"The largest file you can upload is {filesize(limit)}. Nothing was stored. Make the file "
+        "smaller (for example, scan it at a lower resolution) or split it into parts, then try again.",
     )
-    db.session.commit()
+
+
+def _audit_upload_refused(transfer: Transfer, reason: str) -> None:
+    transfer_id = transfer.id
+    try:
+        db.session.rollback()
+        audit.record(
+            db.session,
+            "document.upload",
+            outcome=Outcome.FAILURE,
+            object_type="transfer",
+            object_id=transfer_id,
+            details={"reason": reason},
+        )
+        db.session.commit()
+    except SQLAlchemyError:
+        # The database itself may be what failed; the refusal is logged instead.
+        db.session.rollback()
+        log.warning("could not audit a refused upload to transfer %s (%s)", transfer_id, reason)
 
 
 @bp.route("/<int:transfer_id>/documents/<int:document_id>/remove", methods=["POST"])

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 NETWORK_READ_BYTES = 64 * 1024
@@ -22,6 +23,11 @@ MAX_PARTS = 20
 
 class UploadMalformed(ValueError):
     """The request body is not the multipart form the page sends."""
+
+
+class FormTooLarge(UploadMalformed):
+    """Too many parts, or a field or part header too long: a browser never sends this, so it is
+    refused outright (413) rather than explained as a failed upload."""
 
 
 class UploadTooLarge(ValueError):
@@ -86,7 +92,7 @@ def parse_streamed_upload(stream: BinaryIO, boundary: bytes, *, file_field: str,
         elif isinstance(event, Data) and current is not None:
             value += event.data
             if len(value) > MAX_FIELD_BYTES:
-                raise UploadMalformed("a form field is too long")
+                raise FormTooLarge("a form field is too long")
             if not event.more_data:
                 fields[current] = value.decode("utf-8", "replace")
                 current = None
@@ -102,13 +108,19 @@ def parse_streamed_upload(stream: BinaryIO, boundary: bytes, *, file_field: str,
 def _events(decoder: MultipartDecoder, stream: BinaryIO) -> Iterator[Data | Field | File | Epilogue]:
     stream_ended = False
     while True:
-        event = decoder.next_event()
+        try:
+            event = decoder.next_event()
+        except RequestEntityTooLarge:
+            raise FormTooLarge(f"the form has too many parts (at most {MAX_PARTS})") from None
         if isinstance(event, NeedData):
             if stream_ended:
                 raise UploadMalformed("the upload ended before it was complete")
             chunk = stream.read(NETWORK_READ_BYTES)
             stream_ended = not chunk
-            decoder.receive_data(chunk or None)
+            try:
+                decoder.receive_data(chunk or None)
+            except RequestEntityTooLarge:
+                raise FormTooLarge("a part of the form is too long") from None
             continue
         if isinstance(event, (Data, Field, File, Epilogue)):
             yield event
