@@ -99,14 +99,15 @@ def test_production_refuses_to_start_with_an_unsafe_setting_and_names_it(tmp_pat
     assert not (tmp_path / "instance" / DEV_SECRETS_FILE).exists()
 
 
-@pytest.mark.parametrize(
-    "keyring",
-    [
-        PRODUCTION_KEYRING.split(":")[1] + ":prod-1",  # id and key swapped
-        PRODUCTION_KEYRING.split(":")[1],  # the key without its id
-        "prod-1:" + PRODUCTION_KEYRING.split(":")[1][:-4],  # a truncated key
-    ],
-)
+KEY_MATERIAL = PRODUCTION_KEYRING.split(":")[1]
+MISWRITTEN_KEYRINGS = {
+    "id and key swapped": f"{KEY_MATERIAL}:prod-1",
+    "key without its id": KEY_MATERIAL,
+    "truncated key": f"prod-1:{KEY_MATERIAL[:-4]}",
+}
+
+
+@pytest.mark.parametrize("keyring", MISWRITTEN_KEYRINGS.values(), ids=MISWRITTEN_KEYRINGS.keys())
 def test_a_refused_keyring_is_not_echoed_in_the_message(tmp_path, keyring):
     environ = production_environ(tmp_path / "instance") | {"PORTAL_KEYRING": keyring}
 
@@ -115,9 +116,8 @@ def test_a_refused_keyring_is_not_echoed_in_the_message(tmp_path, keyring):
 
     message = str(refused.value)
     assert "PORTAL_KEYRING" in message
-    key_material = PRODUCTION_KEYRING.split(":")[1]
-    assert key_material[:12] not in message
-    assert key_material[-16:-4] not in message
+    assert KEY_MATERIAL[:12] not in message
+    assert KEY_MATERIAL[-16:-4] not in message
 
 
 def test_an_unknown_environment_name_is_refused(tmp_path):
