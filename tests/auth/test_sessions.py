@@ -146,10 +146,10 @@ def test_session_expires_after_twelve_hours_even_with_activity_every_twenty_minu
     with frozen_clock() as clock:
         client = app.test_client()
         sign_in(client, account)
-        for _ in range(35):  # up to 11 h 40 min
+        for _ in range(36):  # up to 12 h exactly, never idle for more than 20 minutes
             clock.shift(timedelta(minutes=20))
             assert signed_in(client)
-        clock.shift(timedelta(minutes=40))  # 12 h 20 min after signing in
+        clock.shift(timedelta(minutes=20))  # 12 h 20 min after signing in
         assert _redirected_to_sign_in(client)
     assert session_count(app) == 0
 
@@ -266,6 +266,20 @@ def test_completing_enrolment_ends_sessions_left_from_before(app, factory):
             password="a completely new passphrase",
         )
         assert _redirected_to_sign_in(old_browser)
+    assert session_count(app, account.user_id) == 0
+
+
+def test_session_of_a_user_whose_factors_were_wiped_ends_even_if_nobody_ended_it(app, factory):
+    """Defence in depth: a reset path that forgot to end sessions still cannot leave one usable."""
+    account = factory.account(factory.school())
+    client = app.test_client()
+    sign_in(client, account)
+    with app.app_context():
+        user = db.session.get_one(User, account.user_id)
+        user.password_hash = None
+        user.totp_enrolled_at = None
+        db.session.commit()
+    assert _redirected_to_sign_in(client)
     assert session_count(app, account.user_id) == 0
 
 
