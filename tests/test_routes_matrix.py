@@ -25,6 +25,7 @@ EXPECTED_PUBLIC_ENDPOINTS = {
     "auth.enrol_password",
     "auth.enrol_authenticator",
     "home.liveness",
+    "home.readiness",
 }
 # Methods a rule answers that are worth requesting (HEAD and OPTIONS follow GET's rules).
 REQUESTED_METHODS = ("GET", "POST")
