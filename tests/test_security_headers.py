@@ -247,3 +247,21 @@ def test_a_script_in_a_users_name_is_shown_as_text(app, factory):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     [message] = outbox(app)
     assert message["Content-Type"].startswith("text/plain")  # the e-mail is never rendered as HTML
+
+
+def test_pages_seen_before_signing_out_are_not_served_again_afterwards(app, factory):
+    admin = factory.account(factory.school(), Role.ORG_ADMIN)
+    client = app.test_client()
+    sign_in(client, admin)
+    seen = client.get("/admin/users")
+    assert seen.status_code == 200
+    assert "no-store" in seen.headers["Cache-Control"]  # so "Back" cannot show it from the cache
+
+    signed_out = post_form(client, "/", "/sign-out")
+
+    assert signed_out.status_code == 302
+    assert "no-store" in signed_out.headers["Cache-Control"]
+    again = client.get("/admin/users")
+    assert again.status_code == 302
+    assert again.headers["Location"].startswith("/sign-in")
+    assert app.debug is False

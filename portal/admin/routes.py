@@ -16,6 +16,11 @@ from portal.invitation_mail import send_invitation
 from portal.models import Role, User
 from portal.models.base import today_in_england
 
+_NOT_SENT = (
+    "The invitation e-mail to {email} could not be sent. "
+    'Try again later with "Send a new invitation", or ask your IT team to check the mail service.'
+)
+
 
 @bp.before_request
 @policy.roles_required(Role.ORG_ADMIN)
@@ -64,8 +69,10 @@ def invite() -> Response | str:
             error = str(problem)
         else:
             db.session.commit()
-            send_invitation(user, token)
-            flash(f"Invitation sent to {user.email}.", "success")
+            if send_invitation(user, token):
+                flash(f"Invitation sent to {user.email}.", "success")
+            else:
+                flash(_NOT_SENT.format(email=user.email), "error")
             return redirect(url_for("admin.user_detail", user_id=user.id))
     return render_template("admin/invite.html", form=form, error=error)
 
@@ -120,13 +127,15 @@ def _simple_action(user_id: int, action: str) -> Response:
         return redirect(url_for("admin.user_detail", user_id=user.id))
     hours = services.settings().invitation_valid_hours
     token = None
+    done = ""  # what happened, apart from the e-mail
     try:
         if action in ("disable", "enable"):
             accounts.set_active(db.session, user, action == "enable")
             message = f"{user.display_name} has been {'re-enabled' if action == 'enable' else 'disabled'}."
         elif action == "reset":
             token = accounts.reset_authenticator(db.session, user, invited_by=current_user, valid_hours=hours)
-            message = f"{user.display_name}'s sign-in has been reset. They have been sent a new invitation."
+            done = f"{user.display_name}'s sign-in has been reset."
+            message = f"{done} They have been sent a new invitation."
         else:
             token = accounts.reinvite(db.session, user, invited_by=current_user, valid_hours=hours)
             message = f"A new invitation has been sent to {user.email}."
@@ -135,8 +144,10 @@ def _simple_action(user_id: int, action: str) -> Response:
         flash(str(problem), "error")
         return redirect(url_for("admin.user_detail", user_id=user.id))
     db.session.commit()
-    if token:
-        send_invitation(user, token)
+    if token and not send_invitation(user, token):
+        # The change stands (the old sign-in really is gone); only the e-mail has to be tried again.
+        flash(f"{done} {_NOT_SENT.format(email=user.email)}".strip(), "error")
+        return redirect(url_for("admin.user_detail", user_id=user.id))
     flash(message, "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
 

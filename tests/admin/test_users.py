@@ -295,3 +295,30 @@ def test_inviting_an_address_that_already_has_an_account_is_refused(app, factory
     assert outbox(app) == []
     assert user_by_email(app, admin.email) is not None
     assert audit_rows(app, "admin.user.invite") == []
+
+
+def test_when_the_mail_server_refuses_the_admin_is_told_the_invitation_was_not_sent(environ, request):
+    # Nothing listens on port 1 of this machine: the connection is refused at once.
+    environ["PORTAL_SMTP_URL"] = "smtp://127.0.0.1:1"
+    app: Flask = request.getfixturevalue("app")
+    factory: Factory = request.getfixturevalue("factory")
+    client, _, school = _signed_in_admin(app, factory)
+
+    response = post_form(
+        client,
+        "/admin/users/invite",
+        display_name="Unlucky Person",
+        email="unlucky@example.org",
+        role="auditor",
+    )
+
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Invitation sent" not in page
+    assert "could not be sent" in page
+    invited = user_by_email(app, "unlucky@example.org")
+    assert invited is not None  # the account exists; the admin can send a new invitation
+
+    staff = factory.account(school, Role.SCHOOL_STAFF)
+    page = _action(client, staff.user_id, "reset-authenticator")
+    assert "They have been sent a new invitation" not in page
+    assert "could not be sent" in page
