@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from portal.crypto.keyring import KeyringError, LocalKeyring
 
 ENVIRONMENTS = ("development", "testing", "production")
+MAIL_SCHEMES = ("outbox://", "smtp://", "smtp+starttls://", "smtps://")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 DEV_SECRETS_FILE = "dev-secrets.json"
 
 # OWASP's floor for argon2id (m=19 MiB, t=2); production may only go above it.
@@ -127,6 +129,10 @@ def _validate(settings: Settings) -> None:
         raise UnsafeConfiguration("PORTAL_KEY_WRAPPING must be 'local' or 'aws-kms:?key_id=...'")
     if urlsplit(settings.public_base_url).scheme not in ("http", "https"):
         raise UnsafeConfiguration("PORTAL_PUBLIC_BASE_URL must be an http(s) address")
+    mail_url = urlsplit(settings.smtp_url)
+    if f"{mail_url.scheme}://" not in MAIL_SCHEMES:
+        # Found now rather than when the first invitation silently fails to go out.
+        raise UnsafeConfiguration(f"PORTAL_SMTP_URL must start with one of {', '.join(MAIL_SCHEMES)}")
     if not settings.is_production:
         return
     problems = []
@@ -145,8 +151,13 @@ def _validate(settings: Settings) -> None:
         problems.append("PORTAL_DATABASE_URL must name a PostgreSQL database in production")
     if settings.ratelimit_storage_url.startswith("memory"):
         problems.append("PORTAL_RATELIMIT_STORAGE_URL must be shared storage (redis://) in production")
-    if settings.smtp_url.startswith("outbox"):
+    if mail_url.scheme == "outbox":
         problems.append("PORTAL_SMTP_URL must name an SMTP server in production")
+    elif mail_url.scheme == "smtp" and mail_url.hostname not in LOOPBACK_HOSTS:
+        # Invitation links are credentials: they may cross a network only inside TLS.
+        problems.append(
+            "PORTAL_SMTP_URL must use smtps:// or smtp+starttls:// unless the server is on this machine"
+        )
     if settings.argon2_memory_kib < MIN_PRODUCTION_ARGON2_MEMORY_KIB:
         problems.append(
             f"PORTAL_ARGON2_MEMORY_KIB must be at least {MIN_PRODUCTION_ARGON2_MEMORY_KIB} (OWASP's minimum)"

@@ -70,6 +70,10 @@ UNSAFE_PRODUCTION = {
     "rate limits in memory": ({"PORTAL_RATELIMIT_STORAGE_URL": "memory://"}, "PORTAL_RATELIMIT_STORAGE_URL"),
     "mail to the outbox (default)": ({"PORTAL_SMTP_URL": None}, "PORTAL_SMTP_URL"),
     "mail to an outbox": ({"PORTAL_SMTP_URL": "outbox:///tmp/outbox"}, "PORTAL_SMTP_URL"),
+    "mail in clear text to another machine": (
+        {"PORTAL_SMTP_URL": "smtp://mailer:pw@smtp.example.org:25"},
+        "PORTAL_SMTP_URL",
+    ),
     "argon2 memory weak": ({"PORTAL_ARGON2_MEMORY_KIB": "8192"}, "PORTAL_ARGON2_MEMORY_KIB"),
     "argon2 time cost weak": ({"PORTAL_ARGON2_TIME_COST": "1"}, "PORTAL_ARGON2_TIME_COST"),
 }
@@ -118,6 +122,26 @@ def test_a_refused_keyring_is_not_echoed_in_the_message(tmp_path, keyring):
     assert "PORTAL_KEYRING" in message
     assert KEY_MATERIAL[:12] not in message
     assert KEY_MATERIAL[-16:-4] not in message
+
+
+def test_a_mail_relay_on_the_same_machine_may_be_used_without_tls_in_production(tmp_path):
+    environ = production_environ(tmp_path / "instance") | {"PORTAL_SMTP_URL": "smtp://127.0.0.1:25"}
+
+    assert create_app(environ).config["SETTINGS"].smtp_url == "smtp://127.0.0.1:25"
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_a_mail_address_of_an_unknown_kind_is_refused_at_start_not_at_first_invitation(tmp_path, environment):
+    environ = production_environ(tmp_path / "instance") | {
+        "PORTAL_ENV": environment,
+        "PORTAL_SMTP_URL": "smpt+starttls://mailer:secret-pw@smtp.example.org:587",
+    }
+
+    with pytest.raises(UnsafeConfiguration) as refused:
+        create_app(environ)
+
+    assert "PORTAL_SMTP_URL" in str(refused.value)
+    assert "secret-pw" not in str(refused.value)
 
 
 def test_an_unknown_environment_name_is_refused(tmp_path):
