@@ -6,7 +6,8 @@ import logging
 
 from flask import Flask, g, render_template
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from portal.extensions import db
 
@@ -62,5 +63,17 @@ def _http_error(error: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
 def _unexpected_error(error: Exception) -> tuple[str, int]:
     # The traceback goes to the log (with the request id to find it); the user sees none of it.
     log.exception("unhandled error in request %s", g.get("request_id"))
-    db.session.rollback()
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        # With the database gone even the rollback can fail; the page must still be ours.
+        log.warning("rollback failed in request %s", g.get("request_id"))
+    if isinstance(error, (OperationalError, InterfaceError)):
+        # The database is unreachable or refused us: a temporary outage (503), not a bug, and
+        # nothing was let through on the way.
+        return render_error(
+            ServiceUnavailable.code,
+            "Try again in a few minutes. If it keeps happening, contact your administrator and quote "
+            f"reference {g.get('request_id')}.",
+        )
     return render_error(InternalServerError.code)

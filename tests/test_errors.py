@@ -171,3 +171,23 @@ def test_a_trusted_proxys_request_id_is_kept_and_a_malformed_one_replaced(enviro
 
     assert kept.headers["X-Request-ID"] == "lb-0123456789abcdef"
     assert "<script>" not in replaced.headers["X-Request-ID"]
+
+
+def test_a_database_that_cannot_be_reached_gives_a_plain_503_and_nobody_is_let_in(environ, tmp_path, caplog):
+    app = create_app(
+        environ | {"PORTAL_DATABASE_URL": f"sqlite:///{tmp_path}/no-such-folder/handover.sqlite3"}
+    )
+    client = app.test_client()
+    token = csrf_token(client.get("/sign-in"))
+
+    response = client.post(
+        "/sign-in",
+        data={"csrf_token": token, "email": "someone@example.org", "password": "x" * 20, "code": "123456"},
+    )
+
+    assert response.status_code == 503
+    body = response.get_data(as_text=True)
+    assert_plain(body)
+    assert "unable to open database" not in body and "sqlite" not in body.lower()
+    assert response.headers["X-Request-ID"] in body
+    assert client.get("/").status_code == 302
