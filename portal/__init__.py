@@ -107,12 +107,14 @@ def register_blueprints(app: Flask) -> None:
     from portal.admin import bp as admin_bp
     from portal.auth import bp as auth_bp
     from portal.home import bp as home_bp
+    from portal.tracking import bp as tracking_bp
     from portal.transfers import bp as transfers_bp
 
     app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(transfers_bp)
+    app.register_blueprint(tracking_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -19,6 +19,7 @@ from portal.directory.cli import orgs_cli
 from portal.extensions import db
 from portal.invitation_mail import invitation_link
 from portal.models import Organisation, OrganisationKind, Role, User
+from portal.tracking import cli as tracking_cli
 from portal.transfers import cli as transfers_cli
 
 audit_cli = AppGroup("audit", help="The audit trail.")
@@ -32,6 +33,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(audit_cli)
     transfers_cli.init_app(app)
     app.cli.add_command(orgs_cli)
+    tracking_cli.init_app(app)
 
 
 @click.command("create-org")

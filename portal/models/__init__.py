@@ -3,6 +3,14 @@
 from portal.models.audit import AuditChainHead, AuditEvent
 from portal.models.base import Base, UTCDateTime, utcnow
 from portal.models.organisations import Organisation, OrganisationKind
+from portal.models.tracking import (
+    CalendarEntry,
+    CalendarEntryKind,
+    DeadlineRule,
+    DigestDelivery,
+    SchoolCalendar,
+    TransferDeadline,
+)
 from portal.models.transfers import (
     Document,
     DocumentCategory,
@@ -20,6 +28,10 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "CalendarEntry",
+    "CalendarEntryKind",
+    "DeadlineRule",
+    "DigestDelivery",
     "Document",
     "DocumentCategory",
     "DownloadLink",
@@ -31,7 +43,9 @@ __all__ = [
     "OrganisationKind",
     "RecoveryCode",
     "Role",
+    "SchoolCalendar",
     "Transfer",
+    "TransferDeadline",
     "TransferRecipient",
     "TransferStatus",
     "UTCDateTime",
