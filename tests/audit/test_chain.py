@@ -9,15 +9,24 @@ from datetime import UTC
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit
 from portal.extensions import db
-from portal.models import Role, User
+from portal.models import Document, Role, User
 from tests.admin.helpers import NEW_PASSWORD, audit_rows, enrol_from_invitation, invitation_path, outbox
 from tests.support import Factory, csrf_token, post_form, sign_in
+from tests.transfers.helpers import (
+    PDF_BYTES,
+    create_draft,
+    make_world,
+    request_download,
+    send,
+    signed_in,
+    upload,
+)
 
 HASH_COLUMNS = ("previous_hash", "event_hash")
 CONTENT_COLUMNS = (
@@ -331,3 +340,35 @@ def test_no_password_code_token_or_seed_reaches_the_trail_or_the_log(app, factor
         assert secret not in stored
         assert secret not in logged
     assert len(audit_rows(app)) >= 6
+
+
+def test_a_whole_transfer_leaves_a_trail_without_child_details_or_file_names(app, factory, caplog):
+    caplog.set_level(logging.DEBUG)
+    world = make_world(factory)
+    sender = signed_in(app, world.sender)
+    transfer_id = create_draft(sender, world, child_initials="QX", child_date_of_birth="2014-02-03")
+    assert upload(sender, transfer_id, PDF_BYTES, "Zebra safeguarding chronology.pdf").status_code == 302
+    assert send(sender, transfer_id).status_code == 302
+    teacher = signed_in(app, world.teacher)
+    with app.app_context():
+        document_id = db.session.scalars(select(Document.id).where(Document.transfer_id == transfer_id)).one()
+    link = request_download(teacher, transfer_id, document_id)
+    download_token = link.headers["Location"].rsplit("/", 1)[1]
+    assert teacher.get(link.headers["Location"]).status_code == 200
+
+    rows = audit_rows(app)
+    actions = {row["action"] for row in rows}
+    assert {"transfer.create", "document.download"} <= actions
+    for row in rows:
+        # Who, what, when, where: every event of a signed-in request names its actor and request.
+        assert row["occurred_at"].tzinfo is UTC
+        assert row["request_id"] and row["client_address"], row["action"]
+        assert row["actor_user_id"] is not None, row["action"]
+        assert row["actor_organisation_id"] is not None, row["action"]
+    stored = " ".join(
+        json.dumps({k: v for k, v in row.items() if k not in HASH_COLUMNS}, default=str) for row in rows
+    )
+    logged = " ".join(record.getMessage() for record in caplog.records if record.name == "portal.audit")
+    for private in ("QX", "2014-02-03", "Zebra", "chronology", download_token):
+        assert private not in stored, private
+        assert private not in logged, private
