@@ -186,7 +186,7 @@ def _views(session: DbSession, events: list[AuditEvent]) -> list[EventView]:
     user_ids = {e.actor_user_id for e in events if e.actor_user_id is not None}
     org_ids = {e.actor_organisation_id for e in events if e.actor_organisation_id is not None}
     names = (
-        dict(session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids))).tuples())
+        dict(session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids))).all())
         if user_ids
         else {}
     )
@@ -194,7 +194,7 @@ def _views(session: DbSession, events: list[AuditEvent]) -> list[EventView]:
         dict(
             session.execute(
                 select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids))
-            ).tuples()
+            ).all()
         )
         if org_ids
         else {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from flask import Response, render_template, request
+from flask import Response, render_template, request, stream_with_context
 from flask_login import current_user
 
 from portal import audit, policy
@@ -129,7 +129,7 @@ def _export(fmt: str) -> Response | tuple[str, int]:
         lines = exports.jsonl_lines(viewer.EXPORT_HEADER, rows)
         mimetype = "application/x-ndjson"
     return Response(
-        lines,
+        stream_with_context(lines),
         mimetype=mimetype,
         headers={
             "Content-Disposition": f'attachment; filename="{exports.export_filename("audit", fmt, today)}"',

@@ -1,9 +1,9 @@
 """School days: weekdays in term, less closures and bank holidays of England.
 
 An authority's calendar is a set of terms and closures (imported from the term-dates .ics file
-authorities publish, or typed by an admin). Inside the span its terms cover, only term weekdays
-that are not closures or bank holidays are school days; outside it (dates the authority has not
-published yet) the England default applies: weekdays that are not bank holidays.
+authorities publish, or typed by an admin). Inside the academic years its terms cover, only term
+weekdays that are not closures or bank holidays are school days; outside them (years the
+authority has not published yet) the England default applies: weekdays that are not bank holidays.
 No Flask here.
 """
 
@@ -63,8 +63,12 @@ class SchoolDays:
         self._closed_days = frozenset(
             day for run in runs if run.kind is CalendarEntryKind.CLOSURE for day in run.days()
         )
-        self.covers_from = min((run.starts_on for run in terms), default=None)
-        self.covers_to = max((run.ends_on for run in terms), default=None)
+        first = min((run.starts_on for run in terms), default=None)
+        last = max((run.ends_on for run in terms), default=None)
+        # A published calendar speaks for whole academic years (1 August to 31 August a year later):
+        # the summer holiday after its last term is a holiday, not "unknown, so weekdays".
+        self.covers_from = date(first.year if first.month >= 8 else first.year - 1, 8, 1) if first else None
+        self.covers_to = date(last.year if last.month <= 8 else last.year + 1, 8, 31) if last else None
 
     @property
     def is_default(self) -> bool:

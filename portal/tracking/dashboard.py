@@ -240,7 +240,7 @@ def last_access(session: DbSession, transfer_ids: list[int]) -> dict[int, dateti
     documents = dict(
         session.execute(
             select(Document.id, Document.transfer_id).where(Document.transfer_id.in_(transfer_ids))
-        ).tuples()
+        ).all()
     )
     if documents:
         downloaded = session.execute(
@@ -323,5 +323,5 @@ def _organisation_names(session: DbSession, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     return dict(
-        session.execute(select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))).tuples()
+        session.execute(select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))).all()
     )

@@ -3,10 +3,10 @@ histories and the authority's school calendar. Thin: the rules live in the domai
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -45,9 +45,10 @@ DASHBOARD_EXPORT_HEADER = (
 )
 
 
-def _csv_response(lines: Iterable[str], filename: str) -> Response:
+def _csv_response(lines: Iterator[str], filename: str) -> Response:
+    # Rows are read from the database while the file streams: keep the request's context for them.
     return Response(
-        lines,
+        stream_with_context(lines),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )

@@ -164,14 +164,14 @@ def _notifications(session: DbSession, transfer: Transfer) -> list[Entry]:
 def _people(session: DbSession, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    return dict(session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).tuples())
+    return dict(session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())
 
 
 def _organisations(session: DbSession, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     return dict(
-        session.execute(select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))).tuples()
+        session.execute(select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))).all()
     )
 
 
