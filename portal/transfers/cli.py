@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from portal import notifications, services
 from portal.extensions import db
@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
 
 
 @click.command("purge-expired")
+@with_appcontext  # as the AppGroup commands are; app.cli (and its test runner) does not push one
 def purge_expired() -> None:
     """Expire transfers past their date, then crypto-shred the documents of expired and withdrawn ones."""
     settings = services.settings()
@@ -36,6 +37,7 @@ def purge_expired() -> None:
 
 
 @click.command("send-notifications")
+@with_appcontext
 def send_notifications() -> None:
     """Deliver held transfers, queue expiry reminders, and send every e-mail that is due (retrying failures)."""
     settings = services.settings()

@@ -117,8 +117,7 @@ def new() -> BaseResponse | str:
         (la.id, la.name) for la in authorities
     ]
     query = request.args.get("q", "").strip()[:100]
-    school = _chosen_school(request.values.get("school_id") or request.args.get("school"))
-    error = None
+    school, error = _chosen_school(request.values.get("school_id") or request.args.get("school"))
     if request.method == "POST" and form.validate_on_submit() and school is not None:
         try:
             upn = validate_upn(form.child_upn.data) if form.child_upn.data else None
@@ -145,7 +144,7 @@ def new() -> BaseResponse | str:
             db.session.commit()
             return redirect(url_for("transfers.detail", transfer_id=transfer.id))
     if request.method == "POST" and school is None:
-        error = "Choose the school the child is moving to"
+        error = error or "Choose the school the child is moving to"
     results = find_schools(db.session, query) if query and school is None else []
     if school is not None:
         form.school_id.data = str(school.id)
@@ -156,18 +155,16 @@ def new() -> BaseResponse | str:
     )
 
 
-def _chosen_school(raw: str | None) -> Organisation | None:
+def _chosen_school(raw: str | None) -> tuple[Organisation | None, str | None]:
+    """The receiving school named by a (possibly forged) id, or why it cannot be one."""
     if not raw or not raw.isdigit():
-        return None
+        return None, None
     school = db.session.get(Organisation, int(raw))
-    if (
-        school is None
-        or not school.is_school
-        or not school.is_active
-        or school.id == current_user.organisation_id
-    ):
-        return None
-    return school
+    if school is None or not school.is_school or not school.is_active:
+        return None, "Choose an open school to send the records to"
+    if school.id == current_user.organisation_id:
+        return None, "The receiving school must be a different school"
+    return school, None
 
 
 @bp.route("/<int:transfer_id>")
