@@ -150,9 +150,13 @@ def deliver_waiting(session: DbSession, school_id: int, public_base_url: str) ->
     recipients = designated_teachers(session, school_id)
     if not recipients:
         return 0
+    # One past its expiry is left for the expiry job (which tells the sender it was never opened):
+    # delivering it would hand out records the sender expects to be withdrawn by now.
     waiting = session.scalars(
         select(Transfer).where(
-            Transfer.receiving_organisation_id == school_id, Transfer.status == S.AWAITING_DESIGNATED_TEACHER
+            Transfer.receiving_organisation_id == school_id,
+            Transfer.status == S.AWAITING_DESIGNATED_TEACHER,
+            Transfer.expires_at > utcnow(),
         )
     ).all()
     for transfer in waiting:
