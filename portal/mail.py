@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import smtplib
 import ssl
@@ -22,16 +23,35 @@ log = logging.getLogger(__name__)
 SMTP_TIMEOUT_SECONDS = 10
 
 
+# Refusals that concern one message (its recipient or content), not the server as a whole.
+_MESSAGE_REFUSALS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPNotSupportedError)
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+
+
 class MailNotSent(Exception):
-    """The message could not be handed to the mail server."""
+    """The message could not be handed to the mail server.
+
+    ``server_unreachable`` is true when no message would get through now (the server is down,
+    hangs, refuses us or is misconfigured), so a caller need not try the rest of its queue.
+    """
+
+    def __init__(self, message: str, *, server_unreachable: bool = True) -> None:
+        super().__init__(message)
+        self.server_unreachable = server_unreachable
+
+
+def _one_line(value: str) -> str:
+    # Header values come partly from data (school names): a line break in one would otherwise
+    # either add a header (Bcc: ...) or make the message impossible to build, blocking the queue.
+    return _LINE_BREAKS.sub(" ", value).strip()
 
 
 def build_message(*, sender: str, to: str, subject: str, body: str) -> EmailMessage:
-    """A plain-text message."""
+    """A plain-text message (header values are made single-line)."""
     message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject
+    message["From"] = _one_line(sender)
+    message["To"] = _one_line(to)
+    message["Subject"] = _one_line(subject)
     message["Message-ID"] = make_msgid(domain="handover.invalid")
     message.set_content(body)
     return message
@@ -44,15 +64,19 @@ def send(smtp_url: str, message: EmailMessage) -> None:
         _write_to_outbox(Path(unquote(parts.path)), message)
         return
     host = parts.hostname or "127.0.0.1"
+    if parts.scheme not in ("smtps", "smtp", "smtp+starttls"):
+        raise MailNotSent(f"unsupported mail URL scheme {parts.scheme!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise MailNotSent(f"the mail URL for {host} has a malformed port") from None
     try:
         if parts.scheme == "smtps":
             client: smtplib.SMTP = smtplib.SMTP_SSL(
-                host, parts.port or 465, timeout=SMTP_TIMEOUT_SECONDS, context=ssl.create_default_context()
+                host, port or 465, timeout=SMTP_TIMEOUT_SECONDS, context=ssl.create_default_context()
             )
-        elif parts.scheme in ("smtp", "smtp+starttls"):
-            client = smtplib.SMTP(host, parts.port or 25, timeout=SMTP_TIMEOUT_SECONDS)
         else:
-            raise MailNotSent(f"unsupported mail URL scheme {parts.scheme!r}")
+            client = smtplib.SMTP(host, port or 25, timeout=SMTP_TIMEOUT_SECONDS)
         with client:
             if parts.scheme == "smtp+starttls":
                 client.starttls(context=ssl.create_default_context())
@@ -61,7 +85,10 @@ def send(smtp_url: str, message: EmailMessage) -> None:
             client.send_message(message)
     except (OSError, smtplib.SMTPException) as exc:
         # The server's name is fine to log; the URL's password is not.
-        raise MailNotSent(f"mail server {host} refused or was unreachable: {type(exc).__name__}") from exc
+        raise MailNotSent(
+            f"mail server {host} refused or was unreachable: {type(exc).__name__}",
+            server_unreachable=not isinstance(exc, _MESSAGE_REFUSALS),
+        ) from exc
 
 
 def _write_to_outbox(folder: Path, message: EmailMessage) -> None:

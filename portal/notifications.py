@@ -8,7 +8,7 @@ that queued it), and a failure is shown to the sender. No message carries a chil
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -39,7 +39,13 @@ def queue(
 
 
 def send_due(session: DbSession, *, smtp_url: str, sender: str, limit: int = 100) -> tuple[int, int]:
-    """Try every queued message that is due; returns (sent, failed this round)."""
+    """Try every queued message that is due; returns (sent, failed this round).
+
+    Once the server is found unreachable the rest of the round is not tried against it (each try
+    could wait for the full timeout, inside a user's request); those messages count an attempt
+    and wait for their next turn like the first. A message that cannot even be built is marked
+    failed on its own and never blocks the queue.
+    """
     now = utcnow()
     due = session.scalars(
         select(Notification)
@@ -48,21 +54,32 @@ def send_due(session: DbSession, *, smtp_url: str, sender: str, limit: int = 100
         .limit(limit)
     ).all()
     sent = failed = 0
+    server_down: str | None = None
     for notification in due:
-        message = mail.build_message(
-            sender=sender, to=notification.to_address, subject=notification.subject, body=notification.body
-        )
         notification.attempts += 1
+        if server_down is not None:
+            _record_failure(notification, server_down, now)
+            failed += 1
+            session.commit()
+            continue
         try:
+            message = mail.build_message(
+                sender=sender,
+                to=notification.to_address,
+                subject=notification.subject,
+                body=notification.body,
+            )
             mail.send(smtp_url, message)
         except mail.MailNotSent as problem:
             failed += 1
-            notification.last_error = str(problem)[:300]
-            if notification.attempts >= MAX_ATTEMPTS:
-                notification.status = NotificationStatus.FAILED
-            else:
-                notification.next_attempt_at = now + _FIRST_RETRY * 2 ** (notification.attempts - 1)
-            log.warning("notification %s not sent (attempt %s)", notification.id, notification.attempts)
+            _record_failure(notification, str(problem), now)
+            if problem.server_unreachable:
+                server_down = str(problem)
+        except Exception as problem:
+            # A bug or bad data in one message must not stop every later one from going.
+            log.exception("notification %s could not be built or sent", notification.id)
+            failed += 1
+            _record_failure(notification, f"the message could not be sent: {type(problem).__name__}", now)
         else:
             sent += 1
             notification.status = NotificationStatus.SENT
@@ -70,3 +87,12 @@ def send_due(session: DbSession, *, smtp_url: str, sender: str, limit: int = 100
             notification.last_error = ""
         session.commit()
     return sent, failed
+
+
+def _record_failure(notification: Notification, error: str, now: datetime) -> None:
+    notification.last_error = error[:300]
+    if notification.attempts >= MAX_ATTEMPTS:
+        notification.status = NotificationStatus.FAILED
+    else:
+        notification.next_attempt_at = now + _FIRST_RETRY * 2 ** (notification.attempts - 1)
+    log.warning("notification %s not sent (attempt %s)", notification.id, notification.attempts)
