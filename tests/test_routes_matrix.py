@@ -50,7 +50,11 @@ def _rules(app: Flask) -> list[Rule]:
 
 def _request(client: FlaskClient, method: str, url: str, token: str) -> tuple[int, str]:
     # POSTs carry a valid token of the client's own session, so the CSRF check is not what refuses.
-    response = client.get(url) if method == "GET" else client.post(url, data={"csrf_token": token})
+    # Buffered, as a browser reads it all: a streamed export must finish before the next request.
+    if method == "GET":
+        response = client.get(url, buffered=True)
+    else:
+        response = client.post(url, data={"csrf_token": token}, buffered=True)
     return response.status_code, response.headers.get("Location", "")
 
 
