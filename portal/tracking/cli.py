@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from portal import notifications, services
 from portal.extensions import db
@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
 
 
 @click.command("send-digests")
+@with_appcontext
 @click.option(
     "--date", "on", type=click.DateTime(formats=["%Y-%m-%d"]), help="The day to send for (default: today)"
 )

@@ -230,6 +230,9 @@ def child_history_export(transfer_id: int) -> Response:
 
 
 def _history_export(items: list[history.HistoryItem], object_id: int | None) -> Response:
+    # Read every row before committing the audit event (the commit expires the loaded transfers);
+    # a history is at most a few hundred rows.
+    rows = list(history.export_rows(items))
     audit.record(
         db.session,
         "tracking.child_history.export",
@@ -239,7 +242,7 @@ def _history_export(items: list[history.HistoryItem], object_id: int | None) -> 
     )
     db.session.commit()
     return _csv_response(
-        exports.csv_lines(history.EXPORT_HEADER, history.export_rows(items)),
+        exports.csv_lines(history.EXPORT_HEADER, rows),
         exports.export_filename("child-history", "csv", today_in_england()),
     )
 

@@ -137,3 +137,11 @@ def denied(app: Flask) -> list[tuple[int | None, str | None, str | None]]:
             .order_by(AuditEvent.sequence)
         )
         return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def reference_of(app: Flask, transfer_id: int) -> str:
+    """A transfer's reference (as pages, exports and e-mails show it)."""
+    with app.app_context():
+        transfer = db.session.get(Transfer, transfer_id)
+        assert transfer is not None
+        return transfer.reference

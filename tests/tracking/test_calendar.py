@@ -10,7 +10,7 @@ import pytest
 from portal.models import CalendarEntryKind, DocumentCategory
 from portal.tracking import ics
 from portal.tracking.calendar import ENGLAND_DEFAULT, SchoolDays
-from portal.tracking.deadlines import default_rules, deadline_for
+from portal.tracking.deadlines import deadline_for, default_rules
 from tests.tracking.helpers import TERM_DATES
 
 C = DocumentCategory
@@ -71,7 +71,11 @@ def test_the_earliest_category_sets_the_deadline(northshire):
     deadline = deadline_for(
         date(2026, 10, 16), {C.COMMON_TRANSFER_FILE, C.CHILD_PROTECTION, C.PEP}, default_rules(), northshire
     )
-    assert (deadline.due_on, deadline.school_days, deadline.category) == (date(2026, 10, 23), 5, C.CHILD_PROTECTION)
+    assert (deadline.due_on, deadline.school_days, deadline.category) == (
+        date(2026, 10, 23),
+        5,
+        C.CHILD_PROTECTION,
+    )
 
 
 def test_a_transfer_without_documents_gets_the_rule_for_other_records(northshire):
@@ -101,7 +105,10 @@ def test_school_days_between_counts_forwards_and_backwards(northshire):
 
 
 def _ics(*events: str) -> bytes:
-    body = "".join(f"BEGIN:VEVENT\r\nUID:{n}@x\r\nDTSTAMP:20260101T000000Z\r\n{e}END:VEVENT\r\n" for n, e in enumerate(events))
+    body = "".join(
+        f"BEGIN:VEVENT\r\nUID:{n}@x\r\nDTSTAMP:20260101T000000Z\r\n{e}END:VEVENT\r\n"
+        for n, e in enumerate(events)
+    )
     return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n{body}END:VCALENDAR\r\n".encode()
 
 
@@ -117,13 +124,25 @@ TERM = "DTSTART;VALUE=DATE:20260902\r\nDTEND;VALUE=DATE:20261219\r\nSUMMARY:Autu
         (b"BEGIN:VCALENDAR\r\nthis is not a content line\r\nEND:VCALENDAR\r\n", "could not be read"),
         (_ics("DTSTART;VALUE=DATE:2026xx02\r\nSUMMARY:Autumn term\r\n"), "not a date"),
         (_ics("SUMMARY:Autumn term\r\n"), "no start date"),
-        (_ics("DTSTART;VALUE=DATE:20261219\r\nDTEND;VALUE=DATE:20260902\r\nSUMMARY:Autumn term\r\n"), "ends before it starts"),
+        (
+            _ics("DTSTART;VALUE=DATE:20261219\r\nDTEND;VALUE=DATE:20260902\r\nSUMMARY:Autumn term\r\n"),
+            "ends before it starts",
+        ),
         (_ics("DTSTART;VALUE=DATE:99991231\r\nSUMMARY:Autumn term\r\n"), "outside"),
-        (_ics("DTSTART;VALUE=DATE:20260101\r\nDTEND;VALUE=DATE:20271231\r\nSUMMARY:Holiday\r\n", TERM), "lasts more than"),
+        (
+            _ics("DTSTART;VALUE=DATE:20260101\r\nDTEND;VALUE=DATE:20271231\r\nSUMMARY:Holiday\r\n", TERM),
+            "lasts more than",
+        ),
         (_ics(TERM, "DTSTART;VALUE=DATE:20261026\r\nRRULE:FREQ=DAILY\r\nSUMMARY:Half term\r\n"), "repeats"),
-        (_ics("DTSTART;VALUE=DATE:20261026\r\nDTEND;VALUE=DATE:20261031\r\nSUMMARY:Half term\r\n"), "No term dates"),
+        (
+            _ics("DTSTART;VALUE=DATE:20261026\r\nDTEND;VALUE=DATE:20261031\r\nSUMMARY:Half term\r\n"),
+            "No term dates",
+        ),
         (_ics("DTSTART;VALUE=DATE:20270104\r\nSUMMARY:Spring term starts\r\n"), "not both"),
-        (b"BEGIN:VCALENDAR\r\n" + b"BEGIN:VEVENT\r\nEND:VEVENT\r\n" * 2001 + b"END:VCALENDAR\r\n", "more than 2000 events"),
+        (
+            b"BEGIN:VCALENDAR\r\n" + b"BEGIN:VEVENT\r\nEND:VEVENT\r\n" * 2001 + b"END:VCALENDAR\r\n",
+            "more than 2000 events",
+        ),
         (b"BEGIN:VCALENDAR\r\n" + b"X" * (600 * 1024), "larger than"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
@@ -134,5 +153,7 @@ def test_malformed_or_hostile_files_are_refused_with_a_clear_message(data, messa
 
 
 def test_control_characters_in_titles_are_dropped():
-    parsed = ics.parse_term_dates(_ics("DTSTART;VALUE=DATE:20260902\r\nDTEND;VALUE=DATE:20261219\r\nSUMMARY:Autumn\\n\x1b[31m term\r\n"))
+    parsed = ics.parse_term_dates(
+        _ics("DTSTART;VALUE=DATE:20260902\r\nDTEND;VALUE=DATE:20261219\r\nSUMMARY:Autumn\\n\x1b[31m term\r\n")
+    )
     assert "\x1b" not in parsed.runs[0].summary and "\n" not in parsed.runs[0].summary

@@ -39,17 +39,26 @@ class Seeded:
         elm = Org(elm_id, "Elm School", None)
         self.due_friday = add_transfer(app, area, left_on=date(2026, 10, 16), status=S.SENT)  # due Fri 13 Nov
         self.overdue_cp = add_transfer(
-            app, area, left_on=date(2026, 10, 21), status=S.OPENED, categories=(C.CHILD_PROTECTION, C.PEP),
+            app,
+            area,
+            left_on=date(2026, 10, 21),
+            status=S.OPENED,
+            categories=(C.CHILD_PROTECTION, C.PEP),
             initials="AB",
         )  # due Wed 4 Nov
         self.confirmed_late = add_transfer(
-            app, area, left_on=date(2026, 10, 1), status=S.RECEIPT_CONFIRMED,
+            app,
+            area,
+            left_on=date(2026, 10, 1),
+            status=S.RECEIPT_CONFIRMED,
             confirmed_at=datetime(2026, 11, 5, 12, tzinfo=UTC),
         )  # due Thu 22 Oct, confirmed Thu 5 Nov: 5 school days late
         self.awaiting = add_transfer(
             app, area, left_on=date(2026, 11, 6), status=S.AWAITING_DESIGNATED_TEACHER, categories=(C.PEP,)
         )  # due Mon 30 Nov (INSET Fri 27 Nov skipped)
-        self.overdue_draft = add_transfer(app, area, left_on=date(2026, 10, 9), status=S.DRAFT)  # due Fri 6 Nov
+        self.overdue_draft = add_transfer(
+            app, area, left_on=date(2026, 10, 9), status=S.DRAFT
+        )  # due Fri 6 Nov
         self.revoked = add_transfer(app, area, left_on=date(2026, 10, 1), status=S.REVOKED)
         self.from_elm = add_transfer(app, area, left_on=date(2026, 10, 16), status=S.SENT, sending=elm)
         self.elsewhere = add_transfer(
@@ -121,7 +130,15 @@ def test_each_row_shows_the_clock_in_school_days(app, area, seeded):
         ("sort=-deadline&view=overdue", ["overdue_draft", "overdue_cp"]),
         (
             "",
-            ["confirmed_late", "revoked", "overdue_cp", "overdue_draft", "due_friday", "from_elm", "awaiting"],
+            [
+                "confirmed_late",
+                "revoked",
+                "overdue_cp",
+                "overdue_draft",
+                "due_friday",
+                "from_elm",
+                "awaiting",
+            ],
         ),
     ],
 )
@@ -159,7 +176,9 @@ def test_the_export_has_every_filtered_row_with_spreadsheet_columns_and_is_audit
     response = client.get("/tracking/dashboard.csv?view=overdue")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/csv")
-    assert response.headers["Content-Disposition"] == 'attachment; filename="handover-dashboard-2026-11-10.csv"'
+    assert (
+        response.headers["Content-Disposition"] == 'attachment; filename="handover-dashboard-2026-11-10.csv"'
+    )
     text = response.get_data(as_text=True)
     assert text.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
@@ -178,10 +197,12 @@ def test_export_neutralises_formulas_in_initials_and_school_names(app, factory, 
     for initials in ("=SUM", "+CMD", "-2+3", "@IF"):
         add_transfer(app, area, left_on=date(2026, 10, 16), initials=initials, sending=hostile_school)
     client = signed_in(app, area.caseworker)
-    rows = list(csv.reader(io.StringIO(client.get("/tracking/dashboard.csv").get_data(as_text=True).lstrip("\ufeff"))))
-    initials = sorted(row[1] for row in rows[1:])
-    assert initials == ["'+CMD", "'-2+3", "'=SUM", "'@IF"]
-    assert {row[3] for row in rows[1:]} == {"'=HYPERLINK(\"http://evil.example\",\"open\")"}
+    rows = list(
+        csv.reader(io.StringIO(client.get("/tracking/dashboard.csv").get_data(as_text=True).lstrip("\ufeff")))
+    )
+    exported = sorted(row[1] for row in rows[1:])
+    assert exported == ["'+CMD", "'-2+3", "'=SUM", "'@IF"]
+    assert {row[3] for row in rows[1:]} == {'\'=HYPERLINK("http://evil.example","open")'}
 
 
 def test_only_caseworkers_have_a_dashboard(app, area, seeded):
@@ -192,7 +213,9 @@ def test_only_caseworkers_have_a_dashboard(app, area, seeded):
     assert len(denied(app)) == 4
 
 
-def test_a_caseworker_of_another_authority_gets_404_for_a_row_timeline_history_export_or_chase(app, area, seeded):
+def test_a_caseworker_of_another_authority_gets_404_for_a_row_timeline_history_export_or_chase(
+    app, area, seeded
+):
     intruder = signed_in(app, area.other_caseworker)
     target = seeded.overdue_cp
     token = csrf_token(intruder.get("/"))
@@ -202,7 +225,9 @@ def test_a_caseworker_of_another_authority_gets_404_for_a_row_timeline_history_e
         f"/tracking/transfers/{target}/child.csv",
     ):
         assert intruder.get(url).status_code == 404, url
-    chased = intruder.post(f"/tracking/transfers/{target}/chase", data={"csrf_token": token, "party": "sender"})
+    chased = intruder.post(
+        f"/tracking/transfers/{target}/chase", data={"csrf_token": token, "party": "sender"}
+    )
     assert chased.status_code == 404
     assert [(row[1], row[2]) for row in denied(app)] == [("transfer", str(target))] * 4
     assert {row[0] for row in denied(app)} == {area.other_caseworker.user_id}
@@ -222,7 +247,9 @@ def test_chase_emails_the_sender_without_child_details_once_a_day_and_is_audited
     assert page.status_code == 200 and "Send a reminder" in page.get_data(as_text=True)
     response = client.post(f"{url}/chase", data={"csrf_token": csrf_token(page), "party": "sender"})
     assert response.status_code == 302
-    again = client.post(f"{url}/chase", data={"csrf_token": csrf_token(page), "party": "sender"}, follow_redirects=True)
+    again = client.post(
+        f"{url}/chase", data={"csrf_token": csrf_token(page), "party": "sender"}, follow_redirects=True
+    )
     assert "already chased" in again.get_data(as_text=True)
     with app.app_context():
         notices = db.session.scalars(select(Notification).where(Notification.kind == "chase_sender")).all()
@@ -260,7 +287,8 @@ def test_a_recipient_cannot_chase(app, area, seeded):
     page = teacher.get(f"/tracking/transfers/{seeded.due_friday}")
     assert page.status_code == 200 and "Send a reminder" not in page.get_data(as_text=True)
     response = teacher.post(
-        f"/tracking/transfers/{seeded.due_friday}/chase", data={"csrf_token": csrf_token(page), "party": "sender"}
+        f"/tracking/transfers/{seeded.due_friday}/chase",
+        data={"csrf_token": csrf_token(page), "party": "sender"},
     )
     assert response.status_code == 404
 
