@@ -189,29 +189,38 @@ def plaintext_chunks(store: ObjectStore, wrapper: KeyWrapper, document: Document
         )
 
 
-def shred_document(session: DbSession, store: ObjectStore, document: Document, *, reason: str) -> None:
+def shred_document(session: DbSession, store: ObjectStore, document: Document, *, reason: str) -> bool:
     """Crypto-shred: destroy the wrapped key in a committed transaction, then delete the object.
 
     Once the key is gone no copy of the object — old versions, backups — can be decrypted, so a
-    failure to delete the object afterwards is logged for the sweeper, not treated as an error.
+    failure to delete the object afterwards is logged, not raised; returns whether the object is
+    gone, so a purge can come back for it (:func:`delete_object_of_shredded`).
     """
-    if document.shredded_at is not None:
-        return
-    document.wrapped_key = None
-    document.shredded_at = utcnow()
-    audit.record(
-        session,
-        "document.shred",
-        object_type="document",
-        object_id=document.id,
-        actor_user_id=None,
-        details={"transfer_id": document.transfer_id, "reason": reason},
-    )
-    session.commit()
+    if document.shredded_at is None:
+        document.wrapped_key = None
+        document.shredded_at = utcnow()
+        audit.record(
+            session,
+            "document.shred",
+            object_type="document",
+            object_id=document.id,
+            actor_user_id=None,
+            details={"transfer_id": document.transfer_id, "reason": reason},
+        )
+        session.commit()
+    return delete_object_of_shredded(store, document)
+
+
+def delete_object_of_shredded(store: ObjectStore, document: Document) -> bool:
+    """Delete a shredded document's object (again); True once it is gone. Deleting twice is harmless."""
+    if document.shredded_at is None or document.wrapped_key is not None:
+        raise ValueError("only a shredded document's object may be deleted")
     try:
         store.delete(document.object_key)
     except Exception:  # the key is gone: the object is unreadable whatever happens here
-        log.warning("object of shredded document %s not deleted; the sweeper will retry", document.id)
+        log.warning("object of shredded document %s not deleted yet; the next purge retries", document.id)
+        return False
+    return True
 
 
 def record_integrity_failure(session: DbSession, document: Document) -> None:

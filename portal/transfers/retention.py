@@ -3,6 +3,7 @@ and an interrupted purge continues where it stopped (each document is shredded i
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -12,9 +13,10 @@ from portal.models import Role, Transfer, TransferStatus, User, utcnow
 from portal.models.base import DbSession
 from portal.storage import ObjectStore
 from portal.transfers import states
-from portal.transfers.documents import shred_document
+from portal.transfers.documents import delete_object_of_shredded, shred_document
 from portal.transfers.service import REMINDER_BEFORE_EXPIRY, deliver_waiting, designated_teachers
 
+log = logging.getLogger(__name__)
 S = TransferStatus
 _EXPIRABLE = states.IN_FLIGHT | {S.RECEIPT_CONFIRMED}
 
@@ -96,22 +98,35 @@ def send_expiry_reminders(session: DbSession, public_base_url: str) -> int:
 
 
 def purge_ended(session: DbSession, store: ObjectStore) -> tuple[int, int]:
-    """Crypto-shred the documents of expired and withdrawn transfers; keep metadata and history."""
+    """Crypto-shred the documents of expired and withdrawn transfers; keep metadata and history.
+
+    A transfer is marked purged only once every one of its objects is gone: if the store refuses a
+    delete, or the run is stopped midway, the next run finds the transfer again, skips the keys
+    already destroyed and deletes what is left. Returns (transfers purged, documents shredded).
+    """
     ended = session.scalars(
         select(Transfer).where(Transfer.status.in_([S.EXPIRED, S.REVOKED]), Transfer.purged_at.is_(None))
     ).all()
-    shredded = 0
+    purged = shredded = 0
     for transfer in ended:
+        complete = True
         for document in transfer.documents:
             if document.shredded_at is None:
-                shred_document(session, store, document, reason=f"transfer_{transfer.status.value}")
+                gone = shred_document(session, store, document, reason=f"transfer_{transfer.status.value}")
                 shredded += 1
+            else:
+                gone = delete_object_of_shredded(store, document)
+            complete = complete and gone
+        if not complete:
+            log.warning("transfer %s: objects remain after shredding; the next purge retries", transfer.id)
+            continue
         transfer.purged_at = utcnow()
         audit.record(
             session, "transfer.purge", object_type="transfer", object_id=transfer.id, actor_user_id=None
         )
         session.commit()
-    return len(ended), shredded
+        purged += 1
+    return purged, shredded
 
 
 def _caseworkers(session: DbSession, transfer: Transfer) -> list[User]:
