@@ -71,9 +71,5 @@ def _unexpected_error(error: Exception) -> tuple[str, int]:
     if isinstance(error, (OperationalError, InterfaceError)):
         # The database is unreachable or refused us: a temporary outage (503), not a bug, and
         # nothing was let through on the way.
-        return render_error(
-            ServiceUnavailable.code,
-            "Try again in a few minutes. If it keeps happening, contact your administrator and quote "
-            f"reference {g.get('request_id')}.",
-        )
+        return render_error(ServiceUnavailable.code)
     return render_error(InternalServerError.code)
