@@ -6,8 +6,10 @@ FLASK := $(BIN)/flask --app portal
 STAMP := $(VENV)/.installed
 # Tests run in parallel: two processes per core is what this suite keeps busy.
 PYTEST_WORKERS ?= auto
+NODE_STAMP := node_modules/.package-lock.json
+ASSETS := static/build/handover.css
 
-.PHONY: run setup test lint typecheck pytest pytest-postgres requirements migration clean
+.PHONY: run setup assets chromium test lint typecheck pytest pytest-postgres requirements migration clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +17,23 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Front-end: GOV.UK Frontend (pinned in package-lock.json) compiled with Handover's brand into static/build/.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+$(ASSETS): $(NODE_STAMP) scripts/build-assets.sh $(wildcard static/src/*.scss static/src/*/*.scss)
+	sh scripts/build-assets.sh
+
+assets: $(ASSETS)
+
+## The browser tests drive Debian's Chromium (never a browser downloaded by `playwright install`).
+chromium:
+	@command -v chromium >/dev/null || { \
+		echo "Installing Chromium for the browser tests (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+setup: $(STAMP) $(ASSETS)
 
 ## First command of the README: set up, migrate, seed the demo and serve on http://127.0.0.1:8000
 run: setup
@@ -25,7 +43,7 @@ run: setup
 	$(FLASK) run --host 127.0.0.1 --port 8000
 
 ## Second command of the README: every check CI runs on SQLite
-test: setup lint typecheck pytest
+test: setup chromium lint typecheck pytest
 
 lint: setup
 	$(BIN)/ruff check .
@@ -34,11 +52,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup
+pytest: setup chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 ## The same suite against PostgreSQL (CI runs this too)
-pytest-postgres: setup
+pytest-postgres: setup chromium
 	PORTAL_TEST_DATABASE_URL=$${PORTAL_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
 		$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
@@ -51,4 +69,4 @@ migration: setup
 	$(FLASK) db migrate -m "$(m)"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules static/build
