@@ -16,9 +16,10 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from portal import audit
+from portal import audit, notifications
 from portal.audit import Outcome
 from portal.crypto.envelope import (
     CONTENT_FORMAT,
@@ -112,13 +113,14 @@ def store_document(
     reader = EncryptingReader(
         _PrefixedReader(head, upload.stream), data_key, document_context(transfer.id, document.id)
     )
+    object_key, document_id = document.object_key, document.id
     try:
-        store.put(document.object_key, reader)
+        store.put(object_key, reader)
     except BaseException:
         _drop_reservation(session, document)
         raise
-    wrapped = wrapper.wrap(data_key, context=_key_context(transfer, document))
     try:
+        wrapped = wrapper.wrap(data_key, context=_key_context(transfer, document))
         document.wrapped_key = wrapped.wrapped
         document.key_id = wrapped.key_id
         document.wrap_algorithm = wrapped.algorithm
@@ -137,16 +139,21 @@ def store_document(
             },
         )
         session.commit()
-    except SQLAlchemyError:
+    except BaseException:
+        # Not recorded (the database or the key service failed): the object must not outlive it.
         session.rollback()
-        log.warning("recording document %s failed; deleting its object", document.id)
-        store.delete(document.object_key)
+        log.warning("recording document %s failed; deleting its object", document_id)
+        try:
+            store.delete(object_key)
+        except Exception:
+            log.warning("object %s of an unrecorded upload not deleted; the sweeper will", object_key)
         _drop_reservation(session, document)
         raise
     return document
 
 
 def _drop_reservation(session: DbSession, document: Document) -> None:
+    identity = inspect(document).identity  # read without a query: the database may be what failed
     try:
         session.rollback()
         session.delete(document)
@@ -154,7 +161,7 @@ def _drop_reservation(session: DbSession, document: Document) -> None:
     except SQLAlchemyError:
         # The sweeper removes reservations left behind; nothing here claims to be stored.
         session.rollback()
-        log.warning("could not remove the reservation of document %s; the sweeper will", document.id)
+        log.warning("could not remove the reservation of document %s; the sweeper will", identity)
 
 
 def _key_context(transfer: Transfer, document: Document) -> dict[str, str]:
@@ -223,9 +230,17 @@ def delete_object_of_shredded(store: ObjectStore, document: Document) -> bool:
     return True
 
 
-def record_integrity_failure(session: DbSession, document: Document) -> None:
-    """Mark a document whose content failed authentication, and audit it."""
+def record_integrity_failure(
+    session: DbSession, document: Document, *, actor: tuple[int, int] | None = None
+) -> None:
+    """Mark a document whose content failed authentication (or is lost), audit it, and the first
+    time tell the person who sent it, so they can send the records again.
+
+    ``actor`` (user id, organisation id) names who was downloading when the request's own
+    objects can no longer be used (while a response streams); by default it is the current user.
+    """
     session.rollback()
+    first_time = document.integrity_failed_at is None
     document.integrity_failed_at = utcnow()
     audit.record(
         session,
@@ -233,6 +248,23 @@ def record_integrity_failure(session: DbSession, document: Document) -> None:
         outcome=Outcome.ERROR,
         object_type="document",
         object_id=document.id,
+        actor_user_id=actor[0] if actor else None,
+        actor_organisation_id=actor[1] if actor else None,
         details={"transfer_id": document.transfer_id},
     )
+    if first_time:
+        transfer = document.transfer
+        receiver = transfer.receiving_organisation.name
+        notifications.queue(
+            session,
+            kind="document_damaged",
+            to=transfer.created_by,
+            transfer_id=transfer.id,
+            subject=f"A document you sent could not be downloaded ({transfer.reference})",
+            body=(
+                f"A document you sent to {receiver} failed its integrity check when they tried to "
+                "download it, so nothing was downloaded.\n\nPlease send the records again as a new "
+                f"transfer.\n\nReference: {transfer.reference}\n"
+            ),
+        )
     session.commit()

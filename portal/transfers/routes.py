@@ -18,11 +18,12 @@ from wtforms.validators import ValidationError
 
 from portal import audit, notifications, policy, services
 from portal.audit import Outcome
-from portal.crypto.errors import DecryptionFailed
+from portal.crypto.errors import DecryptionFailed, KeyServiceError
 from portal.directory.search import find_schools
 from portal.errors import render_error
 from portal.extensions import csrf, db
 from portal.models import (
+    Document,
     DocumentCategory,
     Notification,
     Organisation,
@@ -32,7 +33,7 @@ from portal.models import (
     TransferStatus,
 )
 from portal.models.base import ENGLAND
-from portal.storage import StorageError
+from portal.storage import ObjectMissing, StorageError
 from portal.templating import filesize
 from portal.transfers import bp, documents, service, states
 from portal.transfers.access import Relation, document_for, may_see_contents, relations_to, transfer_for
@@ -267,6 +268,13 @@ def upload(transfer_id: int) -> BaseResponse | tuple[str, int]:
             "The document store could not be reached, so the file was not uploaded and nothing was "
             "stored. The records have not been sent. Try again in a few minutes.",
         )
+    except KeyServiceError:
+        _audit_upload_refused(transfer, "key_service_unavailable")
+        return render_error(
+            503,
+            "The encryption service could not be reached, so the file was not uploaded and nothing "
+            "was kept. The records have not been sent. Try again in a few minutes.",
+        )
     except SQLAlchemyError:
         # store_document has already deleted the object it wrote (a compensating action).
         _audit_upload_refused(transfer, "database_unavailable")
@@ -404,15 +412,32 @@ def download(token: str) -> Response | tuple[str, int]:
         )
         db.session.commit()
         return render_template("transfers/link_unusable.html", reason=invalid.reason), invalid.status
-    db.session.commit()
+    db.session.commit()  # the link is used up, whatever happens next
     store, wrapper = services.object_store(), services.key_wrapper()
     chunks = documents.plaintext_chunks(store, wrapper, document)
     try:
         first = next(chunks, b"")  # fail before any header is sent if the key or object is gone
-    except (DecryptionFailed, StorageError, documents.DocumentUnavailable):
+    except (DecryptionFailed, ObjectMissing):
+        # Tampered, truncated or lost: nothing is served, and the document is marked damaged.
         documents.record_integrity_failure(db.session, document)
+        settings = services.settings()
+        notifications.send_due(db.session, smtp_url=settings.smtp_url, sender=settings.mail_from)
         return render_template("transfers/link_unusable.html", reason="integrity"), 500
+    except documents.DocumentUnavailable:
+        db.session.rollback()
+        return render_template("transfers/link_unusable.html", reason="document_shredded"), 410
+    except (StorageError, KeyServiceError):
+        # The store or the key service is down: fail closed, and do not call the document damaged.
+        _audit_download_error(document, "storage_unavailable")
+        return render_error(
+            503, "The document cannot be fetched at the moment. Nothing was downloaded. Try again later."
+        )
+    service.record_download(db.session, document)
+    db.session.commit()
     document_id = document.id
+    # Flask tears the request's database session down before the body is sent, so the rest of
+    # the stream must not touch objects loaded in it (the signed-in user among them).
+    actor = (current_user.id, current_user.organisation_id)
 
     def body() -> Iterator[bytes]:
         yield first
@@ -420,12 +445,26 @@ def download(token: str) -> Response | tuple[str, int]:
             yield from chunks
         except DecryptionFailed:
             # Abort the connection: with Content-Length set, the client sees an incomplete download.
-            failed = db.session.get(type(document), document_id)
+            failed = db.session.get(Document, document_id)
             if failed is not None:
-                documents.record_integrity_failure(db.session, failed)
+                documents.record_integrity_failure(db.session, failed, actor=actor)
             raise
 
     return Response(stream_with_context(body()), headers=attachment_headers(document))
+
+
+def _audit_download_error(document: Document, reason: str) -> None:
+    document_id, transfer_id = document.id, document.transfer_id
+    db.session.rollback()
+    audit.record(
+        db.session,
+        "document.download",
+        outcome=Outcome.ERROR,
+        object_type="document",
+        object_id=document_id,
+        details={"transfer_id": transfer_id, "reason": reason},
+    )
+    db.session.commit()
 
 
 @bp.route("/<int:transfer_id>/confirm-receipt", methods=["POST"])

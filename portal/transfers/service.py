@@ -213,7 +213,7 @@ def _notify_holding_queue(session: DbSession, transfer: Transfer, public_base_ur
         )
 
 
-def record_opened(session: DbSession, transfer: Transfer, user: User) -> None:
+def record_opened(session: DbSession, transfer: Transfer, user: User | None) -> None:
     """A recipient opened the transfer's page (the first opening moves it to "opened")."""
     if transfer.status is S.SENT:
         states.move(transfer, S.OPENED)
@@ -249,7 +249,10 @@ def issue_download_link(session: DbSession, document: Document, user: User, *, m
 
 
 def redeem_download_link(session: DbSession, token: str, user: User) -> Document:
-    """Use a link up (exactly once, even under races) and return its document, or raise why not."""
+    """Use a link up (exactly once, even under races) and return its document, or raise why not.
+
+    The caller commits the claim, reads the content, then calls :func:`record_download`.
+    """
     link = session.scalars(select(DownloadLink).where(DownloadLink.token_hash == _token_hash(token))).first()
     if link is None:
         raise DownloadLinkInvalid("unknown", 404)
@@ -273,6 +276,19 @@ def redeem_download_link(session: DbSession, token: str, user: User) -> Document
     )
     if getattr(claimed, "rowcount", 0) != 1:
         raise DownloadLinkInvalid("already_used", 410)
+    return document
+
+
+def record_download(session: DbSession, document: Document) -> None:
+    """Record that ``document`` is being downloaded, once its content has been read and verified.
+
+    Called after :func:`redeem_download_link`, so a download that fails its integrity check is
+    never recorded (or shown to the sender) as having happened.
+    """
+    transfer = document.transfer
+    if transfer.status is S.SENT:
+        # A download is an opening too (the page may not have been viewed, e.g. a second tab).
+        record_opened(session, transfer, None)
     if transfer.status is S.OPENED:
         states.move(transfer, S.DOWNLOADED)
     if transfer.first_downloaded_at is None:
@@ -284,7 +300,6 @@ def redeem_download_link(session: DbSession, token: str, user: User) -> Document
         object_id=document.id,
         details={"transfer_id": transfer.id, "size": document.plaintext_size},
     )
-    return document
 
 
 def confirm_receipt(session: DbSession, transfer: Transfer, user: User, comment: str) -> None:

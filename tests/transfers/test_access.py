@@ -214,6 +214,7 @@ def test_the_responsible_authoritys_caseworker_sees_status_but_no_file_names_and
     assert "Document 1" in text
     assert made.world.sending.name in text and made.world.receiving.name in text
     denied_before = len(audit_rows(app, "access.denied"))
+    issued_before = len(audit_rows(app, "download_link.issue"))
     token = page_token(caseworker, made.transfer_id)
     link = caseworker.post(
         f"/transfers/{made.transfer_id}/documents/{made.document_id}/link", data={"csrf_token": token}
@@ -224,7 +225,7 @@ def test_the_responsible_authoritys_caseworker_sees_status_but_no_file_names_and
         response = caseworker.post(f"/transfers/{made.transfer_id}/{action}", data={"csrf_token": token})
         assert response.status_code == 404, action
     assert len(audit_rows(app, "access.denied")) == denied_before + 5
-    assert audit_rows(app, "download_link.issue") == []
+    assert len(audit_rows(app, "download_link.issue")) == issued_before
 
 
 def test_a_designated_teacher_of_the_receiving_school_cannot_see_a_draft_before_it_is_sent(app, target):
