@@ -19,6 +19,7 @@ from portal.config import Settings, load_settings
 from portal.extensions import csrf, db, limiter, login_manager, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FORM_BODY_LIMIT = 1024 * 1024
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
@@ -67,6 +68,8 @@ def configure(app: Flask, settings: Settings) -> None:
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
         RATELIMIT_HEADERS_ENABLED=False,
         PREFERRED_URL_SCHEME="https" if settings.uses_https else "http",
+        # Every body is capped small; the one upload view raises its own request's cap to the upload limit.
+        MAX_CONTENT_LENGTH=FORM_BODY_LIMIT,
         MAX_FORM_MEMORY_SIZE=500_000,
         MAX_FORM_PARTS=200,
     )

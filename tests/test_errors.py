@@ -99,12 +99,6 @@ def test_a_multipart_form_field_too_large_to_hold_gets_a_plain_413_and_is_not_pr
     assert client.get("/").status_code == 302  # not signed in
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OPEN BUG: no MAX_CONTENT_LENGTH, and Werkzeug >= 3.1.9 no longer applies MAX_FORM_MEMORY_SIZE "
-    "to url-encoded bodies, so any POST body is read whole into memory (fix belongs in portal/__init__.py "
-    "configure(), with the upload view raising request.max_content_length for itself)",
-)
 def test_an_oversized_url_encoded_form_gets_a_plain_413_and_is_not_processed(app, client, factory):
     data = _sign_in_form(client, factory, padding="x" * 2_000_000)
 
