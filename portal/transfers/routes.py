@@ -216,6 +216,8 @@ def upload(transfer_id: int) -> BaseResponse | tuple[str, int]:
         flash("Documents can only be added before the records are sent.", "error")
         return redirect(url_for("transfers.detail", transfer_id=transfer.id))
     limit = services.settings().upload_limit_bytes
+    # The app caps bodies at 1 MiB; this view alone streams up to the upload limit (plus form overhead).
+    request.max_content_length = limit + 64 * 1024
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         # Refused from the declared length alone, before a byte of the body is read.
         _audit_upload_refused(transfer, "too_large")
