@@ -69,6 +69,8 @@ class SchoolDays:
         # the summer holiday after its last term is a holiday, not "unknown, so weekdays".
         self.covers_from = date(first.year if first.month >= 8 else first.year - 1, 8, 1) if first else None
         self.covers_to = date(last.year if last.month <= 8 else last.year + 1, 8, 31) if last else None
+        self._counts: dict[date, int] = {}
+        self._origin = self._last_counted = date.min
 
     @property
     def is_default(self) -> bool:
@@ -105,13 +107,27 @@ class SchoolDays:
         """School days after ``start`` up to and including ``end``; negative when ``end`` comes first."""
         if end < start:
             return -self.school_days_between(end, start)
-        count, day = 0, start
-        limit = start + timedelta(days=MAX_WALK_DAYS)
-        while day < end and day < limit:
-            day += timedelta(days=1)
-            if self.is_school_day(day):
-                count += 1
-        return count
+        if (end - start).days > MAX_WALK_DAYS:
+            end = start + timedelta(days=MAX_WALK_DAYS)
+        return self._ordinal(end) - self._ordinal(start)
+
+    def _ordinal(self, day: date) -> int:
+        # School days counted from a fixed origin, filled in lazily and kept: a dashboard page asks
+        # about the same few hundred dates for fifty rows, and each answer is then a subtraction.
+        # (Threads may extend it at once: each writes the same deterministic values.)
+        if not self._counts:
+            self._origin = self._last_counted = day
+            self._counts[day] = 0
+        while day > self._last_counted:
+            following = self._last_counted + timedelta(days=1)
+            self._counts[following] = self._counts[self._last_counted] + self.is_school_day(following)
+            self._last_counted = following
+        while day < self._origin:
+            # Going back: the origin's count drops by one for each school day at or after the new origin.
+            earlier = self._origin - timedelta(days=1)
+            self._counts[earlier] = self._counts[self._origin] - self.is_school_day(self._origin)
+            self._origin = earlier
+        return self._counts[day]
 
     def term_containing(self, day: date) -> tuple[date, date]:
         """The term ``day`` falls in (or the last one before it, during a holiday).

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -170,11 +170,20 @@ def _categories(session: DbSession, transfer_ids: list[int]) -> dict[int, set[Do
 def refresh(
     session: DbSession, *, authority_id: int | None = None, transfer_ids: list[int] | None = None
 ) -> int:
-    """Compute the missing deadlines (and those of drafts, whose documents still change); returns how many.
+    """Compute missing deadlines, and those of drafts whose documents changed since; returns how many.
 
     Limit it to one responsible authority, or to some transfers. The caller commits.
     """
     sending = aliased(Organisation)
+    # A draft's row is stale once a document was stored or removed after it was computed; every
+    # other row stays right until a calendar or rule changes (which deletes it).
+    changed_since = exists().where(
+        Document.transfer_id == Transfer.id,
+        or_(
+            Document.stored_at >= TransferDeadline.computed_at,
+            Document.shredded_at >= TransferDeadline.computed_at,
+        ),
+    )
     query = (
         select(
             Transfer.id,
@@ -183,10 +192,11 @@ def refresh(
             sending.local_authority_id,
         )
         .join(sending, sending.id == Transfer.sending_organisation_id)
+        .outerjoin(TransferDeadline, TransferDeadline.transfer_id == Transfer.id)
         .where(
             or_(
-                ~exists().where(TransferDeadline.transfer_id == Transfer.id),
-                Transfer.status == S.DRAFT,
+                TransferDeadline.transfer_id.is_(None),
+                and_(Transfer.status == S.DRAFT, changed_since),
             )
         )
     )

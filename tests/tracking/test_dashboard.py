@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import DocumentCategory, Notification, Organisation, Role, TransferStatus
+from portal.models import Document, DocumentCategory, Notification, Organisation, Role, TransferStatus, utcnow
 from portal.tracking import dashboard
 from tests.support import csrf_token
 from tests.tracking.helpers import Area, actions, add_transfer, denied, import_term_dates, make_area
@@ -307,3 +307,30 @@ def test_changing_the_rules_recounts_deadlines(app, factory, area, seeded):
     # Wed 21 Oct + 3 school days: 22, 23 Oct, (half-term) 2 Nov.
     assert rows[_reference(app, seeded.overdue_cp)][8] == "2026-11-02"
     assert "calendar.rules_change" in actions(app)
+
+
+def test_a_drafts_deadline_follows_the_documents_added_to_it(app, area, frozen):
+    draft = add_transfer(app, area, left_on=date(2026, 10, 16), status=S.DRAFT)
+    client = signed_in(app, area.caseworker)
+
+    def deadline_cell() -> str:
+        text = client.get("/tracking/dashboard.csv").get_data(as_text=True)
+        rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+        return rows[1][9]
+
+    assert deadline_cell() == "Common Transfer File (CTF)"
+    with app.app_context():
+        db.session.add(
+            Document(
+                transfer_id=draft,
+                category=C.CHILD_PROTECTION,
+                display_filename="cp.pdf",
+                content_type="application/pdf",
+                object_key="cp-late-addition",
+                content_format="test",
+                uploaded_by_id=area.sender.user_id,
+                stored_at=utcnow(),
+            )
+        )
+        db.session.commit()
+    assert deadline_cell() == "Child protection file"
