@@ -38,12 +38,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import psutil
 import pyotp
 import requests
 from requests.adapters import HTTPAdapter
+
+if TYPE_CHECKING:
+    import psutil
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -202,6 +204,8 @@ class Instance:
 
     def processes(self) -> list[psutil.Process]:
         """The master and its workers (empty once it is gone)."""
+        import psutil  # imported when used: only the stack needs it, not the quick tests
+
         try:
             master = psutil.Process(self.process.pid)
             return [master, *master.children(recursive=True)]
@@ -210,6 +214,8 @@ class Instance:
 
     def rss_bytes(self) -> int:
         """Resident memory of the master and all workers now."""
+        import psutil
+
         total = 0
         for process in self.processes():
             with contextlib.suppress(psutil.Error):
@@ -218,6 +224,8 @@ class Instance:
 
     def open_connections(self) -> int:
         """Established TCP connections to this instance's port (nginx opens one per request)."""
+        import psutil
+
         count = 0
         for conn in psutil.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_ESTABLISHED and conn.laddr and conn.laddr.port == self.port:
@@ -316,6 +324,8 @@ class ProductionStack:
         self._smtp: Any = None
         self._database_created = False
         self._cli_app: Any = None
+        self._restored: list[str] = []
+        self.moto_endpoint = ""
         self.timings: dict[str, float] = {}
 
     # -- life cycle --
@@ -383,6 +393,9 @@ class ProductionStack:
             with self._cli_app.app_context():
                 db.engine.dispose()
             self._cli_app = None
+        for name in self._restored:
+            self._admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._restored.clear()
         if self._database_created:
             self._admin_sql(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
             self._database_created = False
@@ -403,8 +416,48 @@ class ProductionStack:
 
     @property
     def database_url(self) -> str:
+        return self._url_of(self.database_name)
+
+    def _url_of(self, database: str) -> str:
         base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
-        return f"{base}/{self.database_name}"
+        return f"{base}/{database}"
+
+    def pg_dump(self, target: Path) -> Path:
+        """A custom-format dump of the portal's database, as infra/scripts/backup-database.sh makes."""
+        subprocess.run(
+            ["pg_dump", "--format=custom", "--no-owner", f"--file={target}", _libpq_url(self.database_url)],
+            check=True,
+            capture_output=True,
+        )
+        return target
+
+    def restore(self, dump: Path) -> str:
+        """Restore ``dump`` into a new database (dropped with the stack); returns its URL."""
+        name = f"{self.database_name}_r{len(self._restored)}"
+        self._admin_sql(f'CREATE DATABASE "{name}"')
+        self._restored.append(name)
+        subprocess.run(
+            [
+                "pg_restore",
+                "--no-owner",
+                "--exit-on-error",
+                f"--dbname={_libpq_url(self._url_of(name))}",
+                str(dump),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return self._url_of(name)
+
+    def s3_client(self) -> Any:
+        """A plain client for the stack's bucket, to look behind the portal's back."""
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=FAKE_AWS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        ).client("s3", endpoint_url=self.moto_endpoint)
 
     def sql(self, statement: str, **params: object) -> list[tuple[Any, ...]]:
         """Rows of a query against the portal's database (to check what it recorded)."""
@@ -433,7 +486,7 @@ class ProductionStack:
         port = free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()
-        endpoint = f"http://127.0.0.1:{port}"
+        endpoint = self.moto_endpoint = f"http://127.0.0.1:{port}"
         client = boto3.session.Session(
             aws_access_key_id=FAKE_AWS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
@@ -491,19 +544,24 @@ class ProductionStack:
             "HANDOVER_FORWARDED_ALLOW_IPS": "127.0.0.1",
         }
 
-    def flask(self, *args: str) -> str:
-        """Run ``flask --app portal ARGS`` against the stack's database; returns its output."""
+    def flask(self, *args: str, database_url: str | None = None) -> str:
+        """Run ``flask --app portal ARGS`` against the stack's (or another) database; returns its output."""
+        return self.run([str(VENV_BIN / "flask"), "--app", "portal", *args], database_url=database_url)
+
+    def run(self, command: list[str], *, database_url: str | None = None, check: bool = True) -> str:
+        """Run a command in the portal's environment (as a job or an operator would)."""
+        environ = {**self.environ, "PORTAL_DATABASE_URL": database_url or self.database_url}
         result = subprocess.run(
-            [str(VENV_BIN / "flask"), "--app", "portal", *args],
+            command,
             cwd=REPO_ROOT,
-            env=self.environ,
+            env=environ,
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"flask {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
     def cli(self, *args: str) -> str:
