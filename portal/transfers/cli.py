@@ -57,7 +57,8 @@ def sweep(grace_hours: int) -> None:
         db.session, services.object_store(), grace=timedelta(hours=grace_hours)
     )
     click.echo(
-        f"Removed {report.orphan_objects} orphaned object(s) and {report.abandoned_reservations} unfinished upload(s)."
+        f"Removed {report.orphan_objects} orphaned object(s) and {report.abandoned_reservations} unfinished "
+        f"upload(s), and {report.temporary_files} temporary file(s) left by interrupted uploads."
     )
 
 

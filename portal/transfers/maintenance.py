@@ -27,10 +27,12 @@ class SweepReport:
 
     orphan_objects: int
     abandoned_reservations: int
+    temporary_files: int = 0
 
 
 def sweep_storage(session: DbSession, store: ObjectStore, *, grace: timedelta = DEFAULT_GRACE) -> SweepReport:
-    """Delete objects no stored document owns, and upload reservations never completed, older than ``grace``.
+    """Delete objects no stored document owns, upload reservations never completed and temporary
+    files of crashed uploads, all older than ``grace``.
 
     The grace period protects uploads in progress: their object exists before their row says stored.
     """
@@ -48,15 +50,22 @@ def sweep_storage(session: DbSession, store: ObjectStore, *, grace: timedelta = 
         if key not in live_keys and modified < cutoff:
             store.delete(key)
             orphans += 1
-    if orphans or abandoned:
+    # A process killed mid-upload leaves its temporary file behind (the local store's .tmp).
+    remove_temp = getattr(store, "remove_stale_temp_files", None)
+    temporary = int(remove_temp(older_than=grace)) if callable(remove_temp) else 0
+    if orphans or abandoned or temporary:
         audit.record(
             session,
             "storage.sweep",
             actor_user_id=None,
-            details={"orphan_objects": orphans, "abandoned_reservations": len(abandoned)},
+            details={
+                "orphan_objects": orphans,
+                "abandoned_reservations": len(abandoned),
+                "temporary_files": temporary,
+            },
         )
         session.commit()
-    return SweepReport(orphans, len(abandoned))
+    return SweepReport(orphans, len(abandoned), temporary)
 
 
 @dataclass(frozen=True)

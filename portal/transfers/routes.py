@@ -360,11 +360,22 @@ def send(transfer_id: int) -> BaseResponse | str:
             return redirect(url_for("transfers.detail", transfer_id=transfer.id))
         db.session.commit()
         notifications.send_due(db.session, smtp_url=settings.smtp_url, sender=settings.mail_from)
-        if transfer.status is TransferStatus.AWAITING_DESIGNATED_TEACHER:
+        if (
+            transfer.status is TransferStatus.AWAITING_DESIGNATED_TEACHER
+            and transfer.responsible_authority_id
+        ):
             flash(
                 "Sent. The school has no designated teacher on Handover yet, so the records are waiting "
                 "with the local authority, who will invite one.",
                 "success",
+            )
+        elif transfer.status is TransferStatus.AWAITING_DESIGNATED_TEACHER:
+            # No authority was named, so no caseworker has been told: the sender must not think so.
+            flash(
+                "Sent, but the school has no designated teacher on Handover yet and no local authority "
+                "was named, so nobody has been told. The records will wait until the school has a "
+                "designated teacher: phone the school to ask them to get one.",
+                "warning",
             )
         else:
             flash("Sent. The school's designated teachers have been told records are waiting.", "success")

@@ -338,6 +338,9 @@ def extend(session: DbSession, transfer: Transfer, new_expiry: datetime, *, max_
     """Move the expiry later, within the organisation's maximum from the date it was sent."""
     if transfer.status not in states.IN_FLIGHT | {S.RECEIPT_CONFIRMED} or transfer.sent_at is None:
         raise TransferError("Only a transfer that has been sent and has not ended can be extended")
+    if _is_past_expiry(transfer):
+        # Expiry is final even before the expiry job has run: recipients already cannot download.
+        raise TransferError("This transfer has expired and cannot be extended. Send the records again.")
     if transfer.expires_at and new_expiry <= transfer.expires_at:
         raise TransferError("The new expiry date must be later than the current one")
     if new_expiry > transfer.sent_at + timedelta(days=max_days):

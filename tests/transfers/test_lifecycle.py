@@ -302,3 +302,32 @@ def test_a_held_transfer_can_be_withdrawn_by_the_sender(app, factory):
     assert "withdrawn" in flashed(sender, response, "success")
     assert transfer_row(app, transfer_id)["status"] is S.REVOKED
     assert page_token(sender, transfer_id)
+
+
+def test_a_transfer_past_its_expiry_cannot_be_brought_back_by_extending_it_before_the_job_runs(app, factory):
+    made = delivered_transfer(app, factory)
+    _set_expiry(app, made.transfer_id, timedelta(seconds=-1))
+    later = today_in_england() + timedelta(days=20)
+
+    response = _post(made.sender, made.transfer_id, "extend", new_expiry=later.isoformat())
+
+    assert "has expired" in flashed(made.sender, response, "error")
+    assert transfer_row(app, made.transfer_id)["expires_at"] < utcnow()
+    assert audit_rows(app, "transfer.extend") == []
+
+
+def test_a_held_transfer_with_no_authority_to_tell_warns_the_sender_instead_of_claiming_someone_knows(
+    app, factory
+):
+    world = make_world(factory)
+    world = replace(world, receiving=factory.school("Independent Academy Without Authority", None))
+    sender = signed_in(app, world.sender)
+    transfer_id = create_draft(sender, world, responsible_authority_id="0")
+    assert upload(sender, transfer_id, PDF_BYTES, "Held.pdf").status_code == 302
+
+    sent = send(sender, transfer_id)
+
+    assert "nobody has been told" in flashed(sender, sent, "warning")
+    assert flashed(sender, sent, "success") == ""
+    assert transfer_row(app, transfer_id)["status"] is S.AWAITING_DESIGNATED_TEACHER
+    assert notification_rows(app) == []

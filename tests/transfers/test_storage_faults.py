@@ -5,6 +5,8 @@ sweeper that removes what crashed uploads leave behind."""
 from __future__ import annotations
 
 import io
+import os
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -268,21 +270,26 @@ def test_the_sweeper_removes_an_orphan_object_and_an_abandoned_reservation_and_n
     orphan = new_object_key()
     store.put(orphan, io.BytesIO(b"ciphertext of a row that is gone"))
     reservation_id, reservation_key = _abandoned_reservation(app, made.transfer_id, made.world.sender.user_id)
+    crashed_upload = objects_dir(app) / ".tmp" / "put-killed-mid-upload"
+    crashed_upload.write_bytes(b"ciphertext written before the worker was killed")
+    an_hour_ago = time.time() - 3600
+    os.utime(crashed_upload, (an_hour_ago, an_hour_ago))
     runner = app.test_cli_runner()
 
     cautious = runner.invoke(args=["storage", "sweep"])  # default grace: 24 hours
     assert cautious.exit_code == 0, cautious.output
-    assert store.exists(orphan) and store.exists(reservation_key)
+    assert store.exists(orphan) and store.exists(reservation_key) and crashed_upload.exists()
 
     result = runner.invoke(args=["storage", "sweep", "--grace-hours", "0"])
 
     assert result.exit_code == 0, result.output
-    assert "Removed 1 orphaned object(s) and 1 unfinished upload(s)" in result.output
+    assert "Removed 1 orphaned object(s) and 1 unfinished upload(s), and 1 temporary file(s)" in result.output
     assert not store.exists(orphan) and not store.exists(reservation_key)
+    assert temp_files(app) == []
     assert [row["id"] for row in document_rows(app)] == [made.document_id]
     assert reservation_id not in [row["id"] for row in document_rows(app)]
     assert audit_rows(app, "storage.sweep")
     download = made.teacher.get(issue_link(made.teacher, made.transfer_id, made.document_id))
     assert download.status_code == 200 and download.data == PDF_BYTES
     again = runner.invoke(args=["storage", "sweep", "--grace-hours", "0"])
-    assert "Removed 0 orphaned object(s) and 0 unfinished upload(s)" in again.output
+    assert "Removed 0 orphaned object(s) and 0 unfinished upload(s), and 0 temporary" in again.output

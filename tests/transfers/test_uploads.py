@@ -15,6 +15,7 @@ from portal.models import Transfer, TransferStatus
 from portal.transfers.filetypes import ALLOWED_DESCRIPTION
 from tests.transfers.helpers import PDF_BYTES, create_draft, make_world, send, signed_in, upload
 from tests.transfers.support_transfers import (
+    BOUNDARY,
     OBJECT_KEY,
     FilePart,
     audit_rows,
@@ -304,3 +305,28 @@ def test_uploads_to_a_sent_transfer_are_refused(app, factory):
     assert len(document_rows(app, transfer_id)) == 1
     assert len(stored_objects(app)) == 1
     assert count_rows(app, Transfer) == 1
+
+
+def test_a_chunked_upload_without_a_declared_length_is_cut_off_at_the_limit_and_audited(
+    small_limit, app, factory
+):
+    world = make_world(factory)
+    sender = signed_in(app, world.sender)
+    transfer_id = create_draft(sender, world)
+    token = page_token(sender, transfer_id)
+    body = multipart_body(
+        [("csrf_token", token), ("category", "pep")], FilePart(b"%PDF-1.7\n" + b"x" * (SMALL_LIMIT * 3))
+    )
+
+    response = sender.post(
+        f"/transfers/{transfer_id}/documents",
+        input_stream=io.BytesIO(body),
+        content_type=f"multipart/form-data; boundary={BOUNDARY}",
+        environ_overrides={"wsgi.input_terminated": True},  # as a server does for chunked bodies
+    )
+
+    assert response.status_code == 413
+    assert "The largest file you can upload is 100.0 KB" in response.get_data(as_text=True)
+    _assert_nothing_stored(app, transfer_id)
+    refused = audit_rows(app, "document.upload", outcome="failure", object_id=transfer_id)
+    assert [row["details"] for row in refused] == ['{"reason":"too_large"}']
