@@ -301,9 +301,10 @@ class ProductionStack:
         *,
         redis_db: int,
         upload_limit_bytes: int = 64 * MIB,
-        workers: int = 2,
-        threads: int = 8,
+        workers: int | None = 2,
+        threads: int | None = 8,
     ) -> None:
+        """``workers``/``threads`` None: infra/gunicorn.conf.py's own defaults, as in production."""
         self.workdir = workdir
         self.redis_db = redis_db
         self.upload_limit_bytes = upload_limit_bytes
@@ -537,8 +538,8 @@ class ProductionStack:
             "PORTAL_ARGON2_TIME_COST": "2",
             "PORTAL_ARGON2_PARALLELISM": "1",
             "PORTAL_UPLOAD_LIMIT_BYTES": str(self.upload_limit_bytes),
-            "HANDOVER_WORKERS": str(self.workers),
-            "HANDOVER_THREADS": str(self.threads),
+            **({"HANDOVER_WORKERS": str(self.workers)} if self.workers else {}),
+            **({"HANDOVER_THREADS": str(self.threads)} if self.threads else {}),
             # Short, so teardown is quick; production keeps in-flight transfers for 5 minutes.
             "HANDOVER_GRACEFUL_TIMEOUT": "5",
             "HANDOVER_FORWARDED_ALLOW_IPS": "127.0.0.1",
@@ -730,6 +731,39 @@ class ProductionStack:
         assert links, output
         return links[-1]
 
+    def enrolled_accounts(self, org_id: int, role: str, emails: list[str]) -> list[Account]:
+        """Users set up directly through the app's code (password, confirmed authenticator,
+        current IG training): what enrolment over HTTPS leaves behind, for many users at once."""
+        from portal import services
+        from portal.auth import totp
+        from portal.extensions import db
+        from portal.models import Role, User, utcnow
+        from portal.models.base import today_in_england
+
+        if self._cli_app is None:
+            self.cli("--help")
+        accounts = []
+        with self._cli_app.app_context():
+            password_hash = services.password_hashing().hash(PASSWORD)  # one hash: same password for all
+            for email in emails:
+                user = User(
+                    email=email,
+                    display_name=email.split("@")[0],
+                    organisation_id=org_id,
+                    role=Role(role),
+                    password_hash=password_hash,
+                    password_changed_at=utcnow(),
+                    totp_enrolled_at=utcnow(),
+                    ig_training_completed_on=today_in_england(),
+                )
+                db.session.add(user)
+                db.session.flush()
+                secret = totp.new_secret()
+                user.totp_secret_sealed = totp.seal_secret(services.keyring(), user.id, secret)
+                accounts.append(Account(secret=secret, email=email, password=PASSWORD))
+            db.session.commit()
+        return accounts
+
     def browser(self, source_address: str = "127.0.0.1") -> Browser:
         return Browser(self.base_url, self.ca_path, source_address)
 
@@ -886,6 +920,74 @@ def page_problem(response: requests.Response) -> str:
     )
     plain = re.sub(r"<[^>]+>", " ", text[start : start + 4000])
     return f"{response.status_code} {response.url}: " + " ".join(plain.split())[:600]
+
+
+def pdf(size: int, seed: bytes = b"") -> bytes:
+    """A file the portal's content sniffing takes for a PDF, of exactly ``size`` bytes."""
+    head, tail = b"%PDF-1.7\n" + seed + b"\n", b"\n%%EOF\n"
+    filler = (b"Handover test document. " * 200)[:4096]
+    body_size = size - len(head) - len(tail)
+    body = (filler * (body_size // len(filler) + 1))[:body_size]
+    return head + body + tail
+
+
+def send_transfer(
+    browser: Browser,
+    *,
+    receiving_id: int,
+    authority_id: int,
+    documents: list[tuple[str, bytes]],
+    send: bool = True,
+) -> int:
+    """As a signed-in sender: draft a transfer, upload each document (streamed through nginx) and
+    send it (unless ``send`` is false); returns the transfer's id."""
+    path = f"/transfers/new?school={receiving_id}"
+    created = browser.submit(
+        browser.get(path),
+        path,
+        {
+            "school_id": str(receiving_id),
+            "child_initials": "JS",
+            "child_date_of_birth": "2015-04-01",
+            "child_upn": "",
+            "looked_after": "y",
+            "responsible_authority_id": str(authority_id),
+            "left_on": "2026-10-01",
+            "note": "",
+        },
+        allow_redirects=False,
+    )
+    assert created.status_code == 302, page_problem(created)
+    found = re.search(r"/transfers/(\d+)$", created.headers["Location"])
+    assert found, created.headers["Location"]
+    transfer_id = int(found.group(1))
+    for filename, content in documents:
+        uploaded = browser.submit(
+            browser.get(f"/transfers/{transfer_id}"),
+            f"/transfers/{transfer_id}/documents",
+            {"category": "pep"},
+            files={"file": (filename, content, "application/pdf")},
+            allow_redirects=False,
+        )
+        assert uploaded.status_code == 302, page_problem(uploaded)
+    if send:
+        page = browser.get(f"/transfers/{transfer_id}/send")
+        sent = browser.submit(page, f"/transfers/{transfer_id}/send", {}, allow_redirects=False)
+        assert sent.status_code == 302, page_problem(sent)
+    return transfer_id
+
+
+def download_link(browser: Browser, transfer_id: int, document_id: int) -> str:
+    """Ask for a single-use link (the Download button on the transfer page); returns its path."""
+    page = browser.get(f"/transfers/{transfer_id}")
+    assert page.status_code == 200, page_problem(page)
+    response = browser.submit(
+        page, f"/transfers/{transfer_id}/documents/{document_id}/link", {}, allow_redirects=False
+    )
+    assert response.status_code == 302, page_problem(response)
+    location = str(response.headers["Location"])
+    assert "/transfers/download/" in location, location
+    return location
 
 
 def sha256(data: bytes) -> str:
