@@ -303,13 +303,16 @@ class ProductionStack:
         upload_limit_bytes: int = 64 * MIB,
         workers: int | None = 2,
         threads: int | None = 8,
+        settings: dict[str, str] | None = None,
     ) -> None:
-        """``workers``/``threads`` None: infra/gunicorn.conf.py's own defaults, as in production."""
+        """``workers``/``threads`` None: infra/gunicorn.conf.py's own defaults, as in production;
+        ``settings``: ``PORTAL_*``/``HANDOVER_*`` values that replace the stack's own."""
         self.workdir = workdir
         self.redis_db = redis_db
         self.upload_limit_bytes = upload_limit_bytes
         self.workers = workers
         self.threads = threads
+        self.settings = settings or {}
         self.database_name = f"handover_smoke_{uuid.uuid4().hex[:10]}"
         self.bucket = f"handover-smoke-{uuid.uuid4().hex[:10]}"
         self.instances: list[Instance] = []
@@ -501,6 +504,7 @@ class ProductionStack:
     def _start_smtp(self) -> int:
         from aiosmtpd.controller import Controller
 
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command
         port = free_port()
         self._smtp = Controller(self.mailbox, hostname="127.0.0.1", port=port)
         self._smtp.start()
@@ -543,6 +547,7 @@ class ProductionStack:
             # Short, so teardown is quick; production keeps in-flight transfers for 5 minutes.
             "HANDOVER_GRACEFUL_TIMEOUT": "5",
             "HANDOVER_FORWARDED_ALLOW_IPS": "127.0.0.1",
+            **self.settings,
         }
 
     def flask(self, *args: str, database_url: str | None = None) -> str:
