@@ -1,19 +1,17 @@
 #!/bin/sh
-# Restore a dump made by backup-database.sh into a NEW database (never over the live one), then
-# check it with the portal's own commands. Usage:
-#   sudo infra/scripts/restore-database.sh DUMP_FILE NEW_DATABASE
-# Then point PORTAL_DATABASE_URL at NEW_DATABASE (or rename the databases) and restart.
+# Restore a dump made by backup-database.sh into a NEW database (never over the live one) and check
+# it with the portal's own tools: the audit hash chain, then every document the copy holds a key for.
+#   sudo infra/scripts/restore-database.sh /var/backups/handover/handover-20261124T010000Z.dump handover_restored
+# When both checks pass, switch PORTAL_DATABASE_URL to the new database (or rename the databases
+# while the portal is stopped) and start the portal. See infra/README.md, "Restoring".
 set -eu
 dump=$1
 database=$2
+here=$(dirname "$0")
 sudo -u postgres createdb --owner=handover "$database"
-sudo -u postgres pg_restore --no-owner --role=handover --dbname="$database" --exit-on-error "$dump"
-# The restored copy must be intact before anyone relies on it.
-set -a
-. /etc/handover/handover.env
-set +a
-PORTAL_DATABASE_URL=$(printf '%s' "$PORTAL_DATABASE_URL" | sed "s#/[^/?]*\([?].*\)\{0,1\}\$#/$database\1#")
+sudo -u postgres pg_restore --no-owner --role=handover --exit-on-error --dbname="$database" "$dump"
+PORTAL_DATABASE_URL="postgresql+psycopg://handover@/$database?host=/var/run/postgresql"
 export PORTAL_DATABASE_URL
-cd /opt/handover
-sudo -E -u handover .venv/bin/flask --app portal audit verify
-sudo -E -u handover .venv/bin/python infra/scripts/restore_check.py
+"$here/portal-run.sh" flask audit verify
+"$here/portal-run.sh" python infra/scripts/restore_check.py
+echo "Restored into $database and checked."

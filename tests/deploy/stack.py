@@ -810,6 +810,9 @@ http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
     sendfile on;
+    # As Debian's /etc/nginx/nginx.conf has them: the site must override both.
+    ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
+    gzip on;
     client_body_temp_path {prefix}/client_body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;

@@ -314,6 +314,7 @@ def test_responses_carry_the_apps_security_headers_once_even_when_nginx_answers(
 
     assert _headers_once(through_proxy.raw.headers.getlist) == _headers_once(direct.raw.headers.getlist)
     assert "nginx/" not in through_proxy.headers.get("Server", "")
+    assert "Content-Encoding" not in through_proxy.headers, "no compression over TLS (BREACH)"
     through_proxy.close()
     direct.close()
 
