@@ -15,7 +15,8 @@ Why these choices:
   that a wedged process goes unnoticed for hours. In a ``gthread`` worker the main thread keeps
   heartbeating while request threads stream, so ``timeout`` detects a frozen *process* within a
   minute whatever the requests are doing, and a few processes with many threads hold many slow
-  transfers in little memory (the work is socket and S3 I/O; AES-GCM and argon2 release the GIL).
+  transfers in little memory (the work is mostly socket and S3 I/O, and argon2 hashing releases
+  the GIL).
 * **A per-request deadline of our own** (``HANDOVER_REQUEST_DEADLINE``, default 2 h). Neither
   gthread nor nginx bounds a request's *total* time: nginx only bounds the gaps between reads.
   A watchdog thread per worker shuts down the socket of any request older than the deadline, so

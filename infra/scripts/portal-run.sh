@@ -23,5 +23,5 @@ exec systemd-run --quiet --wait --pipe --collect \
   --property=EnvironmentFile=/etc/handover/handover.env \
   --setenv=PORTAL_INSTANCE_PATH=/var/lib/handover --setenv=PYTHONDONTWRITEBYTECODE=1 \
   --property=ProtectSystem=strict --property=ProtectHome=yes --property=PrivateTmp=yes \
-  --property=NoNewPrivileges=yes --property=ReadWritePaths=/var/lib/handover \
+  --property=NoNewPrivileges=yes --property=StateDirectory=handover --property=UMask=0077 \
   /usr/bin/env $override "$@"
