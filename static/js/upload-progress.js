@@ -99,6 +99,7 @@ class UploadForm {
     this.bar.value = 0
     this.status.textContent = `0 bytes of ${formatBytes(file.size)} sent (0%)`
     this.status.classList.remove('govuk-error-message')
+    this.bar.hidden = false
     this.cancelButton.hidden = false
     this.panel.hidden = false
     this.submitButton.setAttribute('aria-disabled', 'true')
@@ -136,8 +137,17 @@ class UploadForm {
       window.location.assign(xhr.responseURL) // the transfer page, with its "uploaded" message
       return
     }
-    const heading = xhr.response && xhr.response.querySelector('h1')
-    this.onFailed(heading ? `${heading.textContent.trim()}. Nothing was uploaded.` : 'The upload did not work. Try again.')
+    // The portal's error page says what went wrong: show its heading and explanation here.
+    const page = xhr.response
+    const heading = page && page.querySelector('main h1')
+    const explanation = page && page.querySelector('main h1 ~ p')
+    if (!heading) {
+      this.onFailed('The upload did not work. Nothing was uploaded. Try again.')
+    } else if (explanation) {
+      this.onFailed(`${heading.textContent.trim()}. ${explanation.textContent.trim()}`)
+    } else {
+      this.onFailed(`${heading.textContent.trim()}. Nothing was uploaded.`)
+    }
   }
 
   onFailed (message) {
@@ -151,6 +161,8 @@ class UploadForm {
   }
 
   finish (message, { failed = false } = {}) {
+    this.label.textContent = this.fileInput.files && this.fileInput.files[0] ? this.fileInput.files[0].name : ''
+    this.bar.hidden = true
     this.cancelButton.hidden = true
     this.status.textContent = message
     this.status.classList.toggle('govuk-error-message', failed)

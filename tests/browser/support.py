@@ -115,12 +115,15 @@ class Visitor:
     shots: Screenshots
     statuses: list[int] = field(default_factory=list)
     script_problems: list[str] = field(default_factory=list)
+    loads: int = 0
+    loads_checked: int = 0
 
     @classmethod
     def open(cls, context: BrowserContext, who: str, server: LiveServer, shots: Screenshots) -> Visitor:
         visitor = cls(context.new_page(), who, server, shots)
         visitor.page.set_default_timeout(10_000)
         visitor.page.on("response", visitor._on_response)
+        visitor.page.on("load", visitor._on_load)
         visitor.page.on("console", visitor._on_console)
         visitor.page.on("pageerror", lambda error: visitor.script_problems.append(f"page error: {error}"))
         return visitor
@@ -128,6 +131,9 @@ class Visitor:
     def _on_response(self, response: Response) -> None:
         if response.request.is_navigation_request() and response.frame == self.page.main_frame:
             self.statuses.append(response.status)
+
+    def _on_load(self, _: Page) -> None:
+        self.loads += 1
 
     def _on_console(self, message: ConsoleMessage) -> None:
         # A refused inline script or style shows up here: the CSP must never have to refuse anything.
@@ -143,7 +149,11 @@ class Visitor:
 
         ``title`` is the page title before " – Handover" (a pattern must match all of it)."""
         page = self.page
-        page.wait_for_load_state("load")
+        # Each step is a new page: wait for it, or a key press that has only started a navigation
+        # would have the old page checked.
+        if self.loads == self.loads_checked:
+            page.wait_for_event("load")
+        self.loads_checked = self.loads
         assert self.statuses, f"{step}: no page was loaded"
         assert self.statuses[-1] == status, f"{step}: the page answered {self.statuses[-1]}, not {status}"
         wanted = title.pattern if isinstance(title, re.Pattern) else re.escape(title)
@@ -171,9 +181,28 @@ class Visitor:
 
 def axe_violations(page: Page) -> list[dict[str, Any]]:
     """axe-core's WCAG A/AA violations on the current page (injected by evaluate: the CSP refuses tags)."""
+    if not page.evaluate("() => document.body.classList.contains('js-enabled')"):
+        return _axe_violations_of_static_page(page)
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(AXE_SOURCE_PATH.read_text(encoding="utf-8"))
     return cast(list[dict[str, Any]], page.evaluate(_AXE_RUN, AXE_TAGS))
+
+
+def _axe_violations_of_static_page(page: Page) -> list[dict[str, Any]]:
+    """With JavaScript off, axe (which needs timers) cannot run in the page itself: check the same
+    document, scripts removed, at the same address in a scratch tab that runs JavaScript."""
+    browser = page.context.browser
+    assert browser is not None
+    html = re.sub(r"<script\b.*?</script>", "", page.content(), flags=re.S)
+    scratch = browser.new_context()
+    try:
+        tab = scratch.new_page()
+        tab.route(page.url, lambda route: route.fulfill(status=200, content_type="text/html", body=html))
+        tab.goto(page.url)
+        tab.evaluate(AXE_SOURCE_PATH.read_text(encoding="utf-8"))
+        return cast(list[dict[str, Any]], tab.evaluate(_AXE_RUN, AXE_TAGS))
+    finally:
+        scratch.close()
 
 
 def account_for(server: LiveServer, email_address: str, password: str, secret: str) -> Account:
@@ -210,3 +239,88 @@ def accept_invitation(visitor: Visitor, invitation: EmailMessage, password: str)
     visitor.check("recovery codes", title="Your recovery codes")
     expect(visitor.page.locator("#recovery-codes li")).to_have_count(10)
     return account
+
+
+# What has keyboard focus, and whether it is visibly marked. GOV.UK Frontend marks focus with a yellow
+# outline or background and a black box-shadow; its checkboxes and radios hide the real input and mark
+# the label's ::before instead.
+_FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const shows = (style) => (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0)
+    || style.boxShadow !== 'none';
+  let visible = shows(getComputedStyle(el));
+  if (!visible && el.labels && el.labels[0]) visible = shows(getComputedStyle(el.labels[0], '::before'));
+  // Tab from a date field's year goes to the browser's own calendar button, inside the field: the field
+  // itself then no longer matches :focus, and Chromium draws that button's focus ring.
+  if (!visible && el.type === 'date' && !el.matches(':focus')) visible = true;
+  const label = el.labels && el.labels[0] ? el.labels[0].innerText
+    : (el.getAttribute('aria-label') || el.innerText || '');
+  return {tag: el.tagName.toLowerCase(), type: el.type || '', label: label.replace(/\\s+/g, ' ').trim(),
+          visible: visible, html: el.outerHTML.slice(0, 120)};
+}"""
+
+
+@dataclass(frozen=True)
+class Focused:
+    """The element with keyboard focus."""
+
+    tag: str
+    type: str
+    label: str
+    visible: bool
+    html: str
+
+
+def focused(page: Page) -> Focused | None:
+    """What has keyboard focus now (None: nothing, or the page itself)."""
+    found = page.evaluate(_FOCUSED)
+    return None if found is None else Focused(**found)
+
+
+def tab_to(page: Page, label: str, *, tag: str | None = None, most: int = 40) -> Focused:
+    """Press Tab until the element labelled ``label`` (exactly) has focus, as a keyboard user would,
+    asserting that every element passed on the way shows where the focus is (WCAG 2.4.7)."""
+    passed = []
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        now = focused(page)
+        if now is None:
+            continue
+        assert now.visible, f"keyboard focus is not visible on {now.html}"
+        passed.append(now.label)
+        if now.label == label and (tag is None or now.tag == tag):
+            return now
+    raise AssertionError(f"{label!r} was not reached in {most} presses of Tab; passed {passed}")
+
+
+def signs_in(visitor: Visitor, account: Account) -> None:
+    """From a new browser: the start page sends them to sign in; they land on their home page."""
+    visitor.goto("/")
+    visitor.check("sign in", title="Sign in")
+    sign_in(visitor, account)
+    visitor.check("home", title="Home")
+
+
+def starts_transfer(visitor: Visitor, school_id: int, initials: str = "JS") -> str:
+    """Fill in the child's details for a transfer to ``school_id``; returns the draft's path."""
+    visitor.goto(f"/transfers/new?school={school_id}")
+    visitor.check("about the child", title="About the child")
+    visitor.field("Child's initials").fill(initials)
+    visitor.field("Date of birth").fill("2015-04-01")
+    visitor.field("Date the child left your school").fill("2026-09-01")
+    visitor.press("Continue")
+    visitor.check("add documents", title="Add the documents")
+    found = re.search(r"/transfers/\d+$", visitor.page.url)
+    assert found, visitor.page.url
+    return found.group(0)
+
+
+def throttle_uploads(context: BrowserContext, page: Page, bytes_per_second: int) -> None:
+    """Make the page's uploads as slow as a poor school connection (-1: no limit)."""
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_second},
+    )

@@ -14,7 +14,15 @@ from playwright.sync_api import Browser, BrowserContext, expect
 from portal.extensions import db
 from portal.models import Role, User
 from portal.models.base import today_in_england
-from tests.browser.support import LiveServer, Screenshots, Visitor, accept_invitation, link_in, sign_in
+from tests.browser.support import (
+    LiveServer,
+    Screenshots,
+    Visitor,
+    accept_invitation,
+    link_in,
+    sign_in,
+    throttle_uploads,
+)
 from tests.support import Account, Factory, Org
 
 pytestmark = pytest.mark.browser
@@ -117,12 +125,7 @@ def test_a_sender_sends_two_documents_that_the_designated_teacher_downloads_inta
     transfer_path = found.group(0)
 
     # A throttled connection: the progress bar shows bytes sent, percentage and time left.
-    cdp = sender_context.new_cdp_session(sender.page)
-    cdp.send("Network.enable")
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 300_000},
-    )
+    throttle_uploads(sender_context, sender.page, 300_000)
     sender.field("What is this document?").select_option(label="Personal Education Plan (PEP)")
     sender.field("Upload a file").set_input_files(
         {"name": "pep-summer-term.pdf", "mimeType": "application/pdf", "buffer": REPORT}
@@ -134,10 +137,7 @@ def test_a_sender_sends_two_documents_that_the_designated_teacher_downloads_inta
     expect(sender.page.get_by_text("pep-summer-term.pdf has been uploaded and encrypted.")).to_be_visible(
         timeout=15_000
     )
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
-    )
+    throttle_uploads(sender_context, sender.page, -1)
     sender.check("first document uploaded", title="Add the documents")
     sender.field("What is this document?").select_option(label="Chronology")
     sender.field("Upload a file").set_input_files(
