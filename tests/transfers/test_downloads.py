@@ -83,9 +83,9 @@ def test_a_link_used_twice_at_the_same_moment_downloads_exactly_once(app, factor
 
     def after_both_have_checked(transfer: Transfer) -> bool:
         with contextlib.suppress(threading.BrokenBarrierError):
-            both_checked.wait(timeout=10)
+            both_checked.wait(timeout=30)
         if not first_claim.acquire(blocking=False):
-            first_finished.wait(timeout=10)
+            first_finished.wait(timeout=30)
         return real_is_past_expiry(transfer)
 
     monkeypatch.setattr(service, "_is_past_expiry", after_both_have_checked)
@@ -106,7 +106,7 @@ def test_a_link_used_twice_at_the_same_moment_downloads_exactly_once(app, factor
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=90)
 
     assert errors == []
     assert not both_checked.broken, "the two requests did not both read the link before the claim"
