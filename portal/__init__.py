@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from portal import audit, services
+from portal import audit, database, services
 from portal.config import Settings, load_settings
 from portal.extensions import csrf, db, limiter, login_manager, migrate
 
@@ -85,6 +85,7 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     """Bind the extension objects to this app."""
+    database.install()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
