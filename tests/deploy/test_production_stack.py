@@ -5,14 +5,15 @@ It drives the whole journey over HTTPS as browsers would, shows that the two ins
 one (sessions, throttles, single-use links), and kills an instance with SIGKILL in the middle of
 a download. Run with ``HANDOVER_DEPLOY_SMOKE=1 pytest -p no:xdist -m deploy tests/deploy``.
 
-"Recorded as downloaded", precisely: the portal records a download when the link is *redeemed*
-(``download_links.used_at``, the ``document.download`` audit event, ``transfers.first_downloaded_at``
-and the move to status "downloaded"), in the same transaction, before the first byte is sent. It
-records nothing when the last byte has gone. So a download cut off mid-way is, in the database,
-indistinguishable from a complete one; the test asserts that honestly, and that the cut-off left
-no *completion* trace anywhere (the instance never logged the request, nginx logged fewer bytes
-than the document has). Recording completion separately needs an audit event or a column
-written after the last chunk (tracked outside this test).
+"Recorded as downloaded", precisely: the link is used up when it is redeemed
+(``download_links.used_at``, committed first), and the download is recorded (the
+``document.download`` audit event, ``transfers.first_downloaded_at``, the move to status
+"downloaded") once the first chunk has been decrypted and verified, just before the first byte is
+sent. Nothing is recorded when the last byte has gone. So a download cut off mid-way is, in the
+database, indistinguishable from a complete one; the test asserts that honestly, and that the
+cut-off left no *completion* trace anywhere (the instance never logged the request, nginx logged
+fewer bytes than the document has). Recording completion needs an audit event or a column written
+after the last chunk: a change to the portal, not to infra.
 """
 
 from __future__ import annotations
@@ -530,8 +531,9 @@ def test_killing_the_serving_instance_mid_download(stack, people, delivered):
     # The client got an error and an incomplete body...
     assert len(received) < len(expected)
     assert bytes(received) == expected[: len(received)]
-    # ...and nothing recorded that the document was received. The link was redeemed (that is the
-    # only download record the portal keeps; see the module docstring), exactly once:
+    # ...and nothing recorded that the document was received. The link was redeemed, exactly once,
+    # and the download recorded as started (the only download record the portal keeps; see the
+    # module docstring):
     used_after = stack.sql(
         "SELECT count(*) FROM download_links WHERE document_id = %(d)s AND used_at IS NOT NULL", d=document_id
     )
