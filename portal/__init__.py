@@ -64,7 +64,8 @@ def configure(app: Flask, settings: Settings) -> None:
         SESSION_PERMANENT=False,
         REMEMBER_COOKIE_DURATION=0,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (server-limited) session
-        WTF_CSRF_SSL_STRICT=True,
+        # Pages send no Referer (Referrer-Policy: no-referrer); Origin is checked instead (security_headers).
+        WTF_CSRF_SSL_STRICT=False,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
         RATELIMIT_HEADERS_ENABLED=False,
         PREFERRED_URL_SCHEME="https" if settings.uses_https else "http",

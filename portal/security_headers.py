@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
+from flask_wtf.csrf import CSRFError
 
 from portal.config import Settings
 
@@ -39,10 +41,11 @@ def content_security_policy(nonce: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Assign each request an id and give every response the security headers."""
+    """Assign each request an id, refuse cross-site writes, and give every response the security headers."""
     # First of all before-request hooks: a request refused early (CSRF, rate limit) still gets an id
     # for its error page, its response header and any audit event about it.
     app.before_request_funcs.setdefault(None, []).insert(0, _assign_request_id)
+    app.before_request_funcs[None].insert(1, _refuse_cross_site_writes)
     app.after_request(_set_security_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce
 
@@ -55,6 +58,31 @@ def _assign_request_id() -> None:
         g.request_id = offered
     else:
         g.request_id = secrets.token_hex(12)
+
+
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _refuse_cross_site_writes() -> None:
+    """Defence in depth beside the CSRF token: a write whose browser says it came from another site is refused.
+
+    Pages send ``Referrer-Policy: no-referrer``, so Flask-WTF's Referer check (``WTF_CSRF_SSL_STRICT``)
+    cannot be used; browsers send ``Origin`` and ``Sec-Fetch-Site`` with every POST instead.
+    """
+    if request.method not in _UNSAFE_METHODS:
+        return
+    settings: Settings = current_app.config["SETTINGS"]
+    origin = request.headers.get("Origin")
+    allowed = {_origin_of(settings.public_base_url), _origin_of(request.host_url)}
+    if request.headers.get("Sec-Fetch-Site") == "cross-site" or (
+        origin is not None and origin.lower() not in allowed
+    ):
+        raise CSRFError("The request came from another site.")
 
 
 def _set_security_headers(response: Response) -> Response:

@@ -381,16 +381,6 @@ def test_send_download_confirm_over_https_with_both_instances_sharing_the_sessio
     assert "intact" in stack.flask("audit", "verify")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "KNOWN BUG (app, not infra): pages say Referrer-Policy: no-referrer, so browsers send no Referer "
-        "with forms, and Flask-WTF's WTF_CSRF_SSL_STRICT refuses every POST over https with 400 "
-        "'The referrer header is missing'. Fix in portal/ (e.g. Referrer-Policy: same-origin, or an "
-        "Origin check instead of SSL_STRICT); then remove this marker. The other tests send a "
-        "Referer as a browser would under a same-origin policy."
-    ),
-)
 def test_a_browser_that_honours_the_portals_referrer_policy_can_submit_forms(stack, addresses):
     browser = Browser(stack.base_url, stack.ca_path, next(addresses), send_referer=False)
     page = browser.get("/sign-in")
