@@ -462,6 +462,17 @@ def download(token: str) -> Response | tuple[str, int]:
             if failed is not None:
                 documents.record_integrity_failure(db.session, failed, actor=actor)
             raise
+        # Reached only when every byte was handed to the server: a cut or killed download never
+        # gets this event, so "downloaded" (link used) and "received whole" are told apart.
+        audit.record(
+            db.session,
+            "document.download_complete",
+            object_type="document",
+            object_id=document_id,
+            actor_user_id=actor[0],
+            actor_organisation_id=actor[1],
+        )
+        db.session.commit()
 
     return Response(stream_with_context(body()), headers=attachment_headers(document))
 

@@ -533,6 +533,11 @@ def test_killing_the_serving_instance_mid_download(stack, people, delivered):
         rid=request_id,
     )
     assert redeemed == [("success",)]
+    completed = stack.sql(
+        "SELECT count(*) FROM audit_events WHERE action = 'document.download_complete' AND request_id = %(rid)s",
+        rid=request_id,
+    )
+    assert completed == [(0,)]
     # No completion anywhere: the killed instance never logged the request, and nginx logged
     # fewer bytes sent than the document holds.
     assert request_id not in victim.request_ids()
@@ -551,6 +556,10 @@ def test_killing_the_serving_instance_mid_download(stack, people, delivered):
     assert served_by(stack, page) == survivor.name
     retry = teacher.get(download_link(teacher, transfer_id, document_id))
     assert retry.status_code == 200 and sha256(retry.content) == sha256(expected)
+    assert stack.sql(
+        "SELECT count(*) FROM audit_events WHERE action = 'document.download_complete' AND request_id = %(rid)s",
+        rid=retry.headers["X-Request-ID"],
+    ) == [(1,)]
     assert served_by(stack, retry) == survivor.name
     assert teacher.get("/readyz").status_code == 200
 

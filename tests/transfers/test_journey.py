@@ -7,7 +7,7 @@ import re
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Document, Notification, Transfer, TransferStatus
+from portal.models import AuditEvent, Document, Notification, Transfer, TransferStatus
 from tests.support import csrf_token
 from tests.transfers.helpers import (
     PDF_BYTES,
@@ -49,6 +49,13 @@ def test_records_go_from_sender_to_designated_teacher_who_downloads_and_confirms
     assert download.headers["Content-Disposition"].startswith("attachment;")
     assert "filename*=UTF-8''PEP%20autumn.pdf" in download.headers["Content-Disposition"]
     assert download.headers["Cache-Control"] == "no-store"
+    with app.app_context():
+        completed = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "document.download_complete")
+        ).all()
+        assert [(e.object_id, e.actor_user_id) for e in completed] == [
+            (str(document_id), world.teacher.user_id)
+        ]
     again = teacher.get(link.headers["Location"])
     assert again.status_code == 410 and "already been used" in again.get_data(as_text=True)
 
