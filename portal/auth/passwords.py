@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from functools import lru_cache
 
@@ -76,25 +77,30 @@ def _common_passwords() -> frozenset[str]:
 class PasswordHashing:
     """argon2id hashing with the configured cost; rehash when the cost changes."""
 
-    def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int) -> None:
+    def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int, max_concurrent: int = 2) -> None:
         self._hasher = PasswordHasher(memory_cost=memory_kib, time_cost=time_cost, parallelism=parallelism)
+        # Each hash holds ``memory_kib`` for its duration: a burst of sign-ins on a threaded worker
+        # would otherwise multiply that by the thread count (1.1 GB per worker was measured). Extra
+        # sign-ins wait their turn instead.
+        self._slots = threading.BoundedSemaphore(max_concurrent)
         # Hashing a fixed string for unknown accounts keeps sign-in timing the same for every e-mail.
         self._dummy_hash = self._hasher.hash("not a real password: equalises timing")
 
     def hash(self, password: str) -> str:
         """An argon2id hash of the (normalised) password."""
-        return self._hasher.hash(normalise(password))
+        with self._slots:
+            return self._hasher.hash(normalise(password))
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
         """True if ``password`` matches; always does the full work, even with no stored hash."""
         if len(password) > MAX_LENGTH:
             return False
         try:
-            return self._hasher.verify(stored_hash or self._dummy_hash, normalise(password)) and bool(
-                stored_hash
-            )
+            with self._slots:
+                matched = self._hasher.verify(stored_hash or self._dummy_hash, normalise(password))
         except (VerificationError, InvalidHashError):
             return False
+        return matched and bool(stored_hash)
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """True when the hash was made with other parameters than the current ones."""

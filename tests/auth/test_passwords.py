@@ -159,3 +159,40 @@ def test_password_fields_allow_password_managers(app, enrolling):
     sign_in_page = app.test_client().get("/sign-in").get_data(as_text=True)
     assert 'autocomplete="current-password"' in sign_in_page
     assert 'autocomplete="one-time-code"' in sign_in_page
+
+
+def test_no_more_than_two_hashes_run_at_once_in_one_process():
+    import threading
+    import time
+
+    from portal.auth import passwords as passwords_module
+
+    hashing = passwords_module.PasswordHashing(memory_kib=64, time_cost=1, parallelism=1)
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    class CountingHasher:
+        """Stands in for argon2's hasher (a library edge) to count hashes running at once."""
+
+        def __init__(self, real: object) -> None:
+            self.real = real
+
+        def hash(self, secret: str) -> str:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            time.sleep(0.05)
+            with lock:
+                running -= 1
+            return "counted"
+
+    hashing._hasher = CountingHasher(hashing._hasher)  # type: ignore[assignment]
+    threads = [threading.Thread(target=hashing.hash, args=("a long enough passphrase",)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert peak == 2
