@@ -78,6 +78,10 @@ def _refuse_cross_site_writes() -> None:
         return
     settings: Settings = current_app.config["SETTINGS"]
     origin = request.headers.get("Origin")
+    if origin == "null":
+        # Under Referrer-Policy: no-referrer, browsers send "Origin: null" even for a form posted from
+        # our own page (Chromium does): it says nothing either way, so Sec-Fetch-Site decides.
+        origin = None
     allowed = {_origin_of(settings.public_base_url), _origin_of(request.host_url)}
     if request.headers.get("Sec-Fetch-Site") == "cross-site" or (
         origin is not None and origin.lower() not in allowed

@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
+from playwright.sync_api import expect
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.browser.support import PROJECT_ROOT, SCREENSHOTS, LiveServer, MailCatcher, Screenshots
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# The whole suite runs in parallel (make test): a page can take a few seconds on a busy machine.
+expect.set_options(timeout=15_000)
 # Quiet, deterministic and fit for a container: no sandbox (no user namespaces), no GPU, no phoning home.
 CHROMIUM_ARGS = [
     "--headless",

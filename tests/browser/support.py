@@ -121,7 +121,7 @@ class Visitor:
     @classmethod
     def open(cls, context: BrowserContext, who: str, server: LiveServer, shots: Screenshots) -> Visitor:
         visitor = cls(context.new_page(), who, server, shots)
-        visitor.page.set_default_timeout(10_000)
+        visitor.page.set_default_timeout(15_000)
         visitor.page.on("response", visitor._on_response)
         visitor.page.on("load", visitor._on_load)
         visitor.page.on("console", visitor._on_console)
