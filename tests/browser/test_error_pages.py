@@ -48,6 +48,20 @@ def test_error_pages_explain_themselves_and_show_no_stack_trace(
     assert "ZeroDivisionError" not in page_text and "Traceback" not in page_text
     expect(person.page.get_by_text("quote reference")).to_be_visible()
 
+    # A form sent with mistakes: a summary first, each problem linked to its field and said again there.
+    person.goto(f"/transfers/new?school={world.receiving.id}")
+    person.check("about the child", title="About the child")
+    person.field("Child's initials").fill("Jamie Smith")
+    person.press("Continue")
+    person.check("about the child with errors", title="Error: About the child")
+    summary = person.page.get_by_role("alert")
+    expect(summary).to_contain_text("There is a problem")
+    expect(summary.get_by_role("link", name="This looks like a name")).to_be_visible()
+    expect(person.page.locator("#child_initials-error")).to_contain_text("This looks like a name")
+    expect(person.page.locator("#child_date_of_birth-error")).to_contain_text("Enter a real date of birth")
+    summary.get_by_role("link", name="Enter a real date of birth").click()
+    expect(person.field("Date of birth")).to_be_focused()
+
     lapsed = Visitor.open(new_context(), "untrained", live_server, screenshots)
     signs_in(lapsed, untrained)
     expect(lapsed.page.get_by_text("You cannot send or download records")).to_be_visible()
