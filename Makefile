@@ -9,7 +9,7 @@ PYTEST_WORKERS ?= auto
 NODE_STAMP := node_modules/.package-lock.json
 ASSETS := static/build/handover.css
 
-.PHONY: run setup assets chromium test lint typecheck pytest pytest-postgres requirements migration clean
+.PHONY: run setup assets chromium nginx test lint typecheck pytest pytest-postgres smoke requirements migration clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ chromium:
 		echo "Installing Chromium for the browser tests (apt-get)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+## The production-stack smoke test runs Debian's nginx itself (own prefix and ports; never the system service).
+nginx:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+		echo "Installing nginx for the production-stack smoke test (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+
 setup: $(STAMP) $(ASSETS)
 
 ## First command of the README: set up, migrate, seed the demo and serve on http://127.0.0.1:8000
@@ -42,8 +48,8 @@ run: setup
 	@echo "Serving Handover on http://127.0.0.1:8000 (Ctrl-C to stop)"
 	$(FLASK) run --host 127.0.0.1 --port 8000
 
-## Second command of the README: every check CI runs on SQLite
-test: setup chromium lint typecheck pytest
+## Second command of the README: every check, on SQLite, then the production-stack smoke test
+test: setup chromium lint typecheck pytest smoke
 
 lint: setup
 	$(BIN)/ruff check .
@@ -54,6 +60,10 @@ typecheck: setup
 
 pytest: setup chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+## nginx + two gunicorn instances + PostgreSQL + Redis + S3 on 127.0.0.1, driven over HTTPS
+smoke: setup nginx
+	HANDOVER_DEPLOY_SMOKE=1 $(BIN)/pytest -p no:xdist -m deploy tests/deploy
 
 ## The same suite against PostgreSQL (CI runs this too)
 pytest-postgres: setup chromium

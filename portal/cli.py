@@ -19,6 +19,7 @@ from portal.directory.cli import orgs_cli
 from portal.extensions import db
 from portal.invitation_mail import invitation_link
 from portal.models import Organisation, OrganisationKind, Role, User
+from portal.models.base import today_in_england
 from portal.tracking import cli as tracking_cli
 from portal.transfers import cli as transfers_cli
 
@@ -154,6 +155,8 @@ def seed_demo() -> None:
             invited_by=None,
             valid_hours=services.settings().invitation_valid_hours,
         )
+        # Demo people have done their IG training, so a newcomer can send and download at once.
+        user.ig_training_completed_on = today_in_england()
         click.echo(f"  {role.label:38} {email:28} {invitation_link(token)}")
     db.session.commit()
 

@@ -57,7 +57,9 @@ def _http_error(error: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
     headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
     if status == 429:
         return (*render_error(429, "Wait a few minutes before you try again."), headers)
-    return (*render_error(status), headers)
+    # Our own ``abort(403, "why")`` explanations are shown; Werkzeug's stock descriptions are not.
+    custom = error.description if error.description != type(error).description else None
+    return (*render_error(status, custom), headers)
 
 
 def _unexpected_error(error: Exception) -> tuple[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 from flask import Flask
@@ -186,3 +187,18 @@ def test_a_database_that_cannot_be_reached_gives_a_plain_503_and_nobody_is_let_i
     assert "unable to open database" not in body and "sqlite" not in body.lower()
     assert response.headers["X-Request-ID"] in body
     assert client.get("/").status_code == 302
+
+
+def test_a_refusal_with_a_reason_shows_the_reason_but_stock_errors_do_not(app, client, factory):
+    from portal.models import Role
+    from tests.support import sign_in
+
+    school = factory.school()
+    lapsed = factory.account(school, Role.SCHOOL_STAFF, ig_training=date(2000, 1, 1))
+    sign_in(client, lapsed)
+
+    refused = client.get("/transfers/new")
+
+    assert refused.status_code == 403
+    assert "information-governance training" in refused.get_data(as_text=True)
+    assert "The requested URL was not found" not in client.get("/no-such-page").get_data(as_text=True)

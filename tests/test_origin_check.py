@@ -68,3 +68,22 @@ def test_a_same_origin_post_over_https_without_a_referer_is_accepted(environ):
     )
 
     assert response.status_code == 200
+
+
+def test_origin_null_from_a_same_origin_page_is_accepted(app, client):
+    # Chromium sends "Origin: null" for same-origin forms on pages with Referrer-Policy: no-referrer.
+    response = client.post(
+        "/sign-in", data=_sign_in_form(client), headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    )
+
+    assert response.status_code == 200
+
+
+def test_origin_null_from_another_site_is_refused(app, client):
+    response = client.post(
+        "/sign-in", data=_sign_in_form(client), headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"}
+    )
+
+    assert response.status_code == 400
+    with app.app_context():
+        assert db.session.scalar(select(func.count(LoginAttempt.id))) == 0
