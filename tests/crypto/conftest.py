@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,9 +9,7 @@ import boto3
 import pytest
 
 from portal.crypto.keyring import LocalKeyring
-
-REGION = "eu-west-2"
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-access-key", "AWS_SECRET_ACCESS_KEY": "testing-secret-key"}
+from tests.aws_server import REGION, fake_aws_environment, running_moto_server
 
 
 @pytest.fixture
@@ -24,25 +20,8 @@ def keyring() -> LocalKeyring:
 @pytest.fixture(scope="session")
 def kms_endpoint() -> Iterator[str]:
     """``http://127.0.0.1:<port>`` of a moto server (KMS) with fake credentials in the environment."""
-    from moto.server import ThreadedMotoServer
-
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in FAKE_CREDENTIALS.items():
-            patch.setenv(name, value)
-        patch.setenv("AWS_DEFAULT_REGION", REGION)
-        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        patch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS"):
-            patch.delenv(name, raising=False)
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        with socket.socket() as sock:  # moto's server cannot report a port-0 bind
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        yield f"http://127.0.0.1:{port}"
-        server.stop()
+    with fake_aws_environment(), running_moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ from portal.crypto import (
 )
 from portal.crypto.kms import KmsKeyWrapper
 from portal.crypto.wrapping import KMS_ALGORITHM, LOCAL_ALGORITHM
-
-from .conftest import FAKE_CREDENTIALS, REGION
+from tests.aws_server import FAKE_CREDENTIALS, REGION
 
 CONTEXT = document_key_context(organisation_id=3, transfer_id=41, document_id=7)
 

@@ -3,8 +3,6 @@ real HTTP by moto's server mode on 127.0.0.1."""
 
 from __future__ import annotations
 
-import logging
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,44 +12,21 @@ import boto3
 import pytest
 
 from portal.storage import LocalDirectoryStore, ObjectStore, S3ObjectStore, store_from_url
-
-REGION = "eu-west-2"
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-access-key", "AWS_SECRET_ACCESS_KEY": "testing-secret-key"}
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (moto's server cannot report a port-0 bind)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.aws_server import REGION, fake_aws_environment, running_moto_server
 
 
 @pytest.fixture(scope="session")
 def aws_environment() -> Iterator[None]:
     """Fake credentials only: nothing from a developer's profile or an instance role."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in FAKE_CREDENTIALS.items():
-            patch.setenv(name, value)
-        patch.setenv("AWS_DEFAULT_REGION", REGION)
-        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        patch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-            patch.delenv(name, raising=False)
+    with fake_aws_environment():
         yield
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint(aws_environment: None) -> Iterator[str]:
     """``http://127.0.0.1:<port>`` of a moto server running for the whole session."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with running_moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

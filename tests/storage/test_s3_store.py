@@ -17,8 +17,9 @@ from portal.storage import (
     new_object_key,
     store_from_url,
 )
+from tests.aws_server import FAKE_CREDENTIALS, REGION, free_port
 
-from .conftest import FAKE_CREDENTIALS, REGION, free_port, s3_url
+from .conftest import s3_url
 from .faults import CuttingProxy
 from .test_contract import MIB, PatternStream
 
