@@ -9,12 +9,13 @@ import sys
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from portal import services
 from portal.admin import accounts
 from portal.audit.chain import verify_chain
+from portal.demo import create_demo_transfers
 from portal.directory.cli import orgs_cli
 from portal.extensions import db
 from portal.invitation_mail import invitation_link
@@ -38,6 +39,7 @@ def init_app(app: Flask) -> None:
 
 
 @click.command("create-org")
+@with_appcontext
 @click.option("--kind", type=click.Choice([k.value for k in OrganisationKind]), required=True)
 @click.option("--name", required=True)
 @click.option("--urn", help="School URN (schools)")
@@ -68,6 +70,7 @@ def create_org(
 
 
 @click.command("create-user")
+@with_appcontext
 @click.option("--org-id", type=int, required=True)
 @click.option("--email", required=True)
 @click.option("--name", "display_name", required=True)
@@ -118,6 +121,7 @@ DEMO_USERS = (
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo() -> None:
     """Demo data: an authority, two schools, a sender, a designated teacher, a caseworker, an admin."""
     if db.session.scalar(select(Organisation).where(Organisation.la_code == DEMO_LA["la_code"])):
@@ -158,7 +162,23 @@ def seed_demo() -> None:
         # Demo people have done their IG training, so a newcomer can send and download at once.
         user.ig_training_completed_on = today_in_england()
         click.echo(f"  {role.label:38} {email:28} {invitation_link(token)}")
+        if role is Role.SCHOOL_STAFF:
+            demo_sender = user
     db.session.commit()
+    settings = services.settings()
+    made = create_demo_transfers(
+        db.session,
+        sender=demo_sender,
+        receiving_school=schools[1],
+        authority=authority,
+        store=services.object_store(),
+        wrapper=services.key_wrapper(),
+        public_base_url=settings.public_base_url,
+    )
+    click.echo(
+        f"{made} demo transfers from {schools[0].name} to {schools[1].name} are waiting for its designated "
+        "teacher to set up their account (the caseworker's dashboard shows them now)."
+    )
 
 
 @audit_cli.command("verify")
