@@ -67,7 +67,10 @@ def test_error_pages_explain_themselves_and_show_no_stack_trace(
     expect(lapsed.page.get_by_text("You cannot send or download records")).to_be_visible()
     lapsed.goto("/transfers/new")
     lapsed.check("training lapsed", title="You do not have access to this page", status=403)
-    expect(lapsed.page.get_by_text("Ask your organisation's administrator")).to_be_visible()
+    # The page says why: the training, and who can put it right.
+    expect(
+        lapsed.page.get_by_text("information-governance training is not recorded as current")
+    ).to_be_visible()
 
     guesser = Visitor.open(new_context(), "guesser", live_server, screenshots)
     guesser.goto("/sign-in")
