@@ -8,6 +8,7 @@ that queued it), and a failure is shown to the sender. No message carries a chil
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -36,6 +37,23 @@ def queue(
     )
     session.add(notification)
     return notification
+
+
+def queue_each(
+    session: DbSession,
+    users: Iterable[User],
+    *,
+    kind: str,
+    subject: str,
+    body: str,
+    transfer_id: int | None = None,
+) -> int:
+    """Queue the same message to each of ``users``; returns how many were queued."""
+    count = 0
+    for user in users:
+        queue(session, kind=kind, to=user, subject=subject, body=body, transfer_id=transfer_id)
+        count += 1
+    return count
 
 
 def send_due(session: DbSession, *, smtp_url: str, sender: str, limit: int = 100) -> tuple[int, int]:

@@ -9,12 +9,17 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from portal import audit, notifications
-from portal.models import Role, Transfer, TransferStatus, User, utcnow
+from portal.models import Transfer, TransferStatus, utcnow
 from portal.models.base import DbSession
 from portal.storage import ObjectStore
 from portal.transfers import states
 from portal.transfers.documents import delete_object_of_shredded, shred_document
-from portal.transfers.service import REMINDER_BEFORE_EXPIRY, deliver_waiting, designated_teachers
+from portal.transfers.service import (
+    REMINDER_BEFORE_EXPIRY,
+    active_caseworkers,
+    deliver_waiting,
+    designated_teachers,
+)
 
 log = logging.getLogger(__name__)
 S = TransferStatus
@@ -50,19 +55,18 @@ def expire_due(session: DbSession, public_base_url: str) -> int:
             details={"unopened": unopened},
         )
         if unopened:
-            for user in [transfer.created_by, *_caseworkers(session, transfer)]:
-                notifications.queue(
-                    session,
-                    kind="expired_unopened",
-                    to=user,
-                    transfer_id=transfer.id,
-                    subject=f"Records expired before they were opened ({transfer.reference})",
-                    body=(
-                        f"Records sent to {transfer.receiving_organisation.name} expired before anyone opened "
-                        f"them.\n\nReference: {transfer.reference}\n\nSign in to send them again: "
-                        f"{public_base_url}/transfers/{transfer.id}\n"
-                    ),
-                )
+            notifications.queue_each(
+                session,
+                [transfer.created_by, *active_caseworkers(session, transfer.responsible_authority_id)],
+                kind="expired_unopened",
+                transfer_id=transfer.id,
+                subject=f"Records expired before they were opened ({transfer.reference})",
+                body=(
+                    f"Records sent to {transfer.receiving_organisation.name} expired before anyone opened "
+                    f"them.\n\nReference: {transfer.reference}\n\nSign in to send them again: "
+                    f"{public_base_url}/transfers/{transfer.id}\n"
+                ),
+            )
         session.commit()
     return len(due)
 
@@ -79,19 +83,18 @@ def send_expiry_reminders(session: DbSession, public_base_url: str) -> int:
         )
     ).all()
     for transfer in due:
-        for user in designated_teachers(session, transfer.receiving_organisation_id):
-            notifications.queue(
-                session,
-                kind="expiry_reminder",
-                to=user,
-                transfer_id=transfer.id,
-                subject=f"Records from {transfer.sending_organisation.name} expire soon ({transfer.reference})",
-                body=(
-                    f"Records sent to you by {transfer.sending_organisation.name} will expire in less than "
-                    f"3 days.\n\nReference: {transfer.reference}\n\nSign in to download them and confirm "
-                    f"receipt: {public_base_url}/transfers/{transfer.id}\n"
-                ),
-            )
+        notifications.queue_each(
+            session,
+            designated_teachers(session, transfer.receiving_organisation_id),
+            kind="expiry_reminder",
+            transfer_id=transfer.id,
+            subject=f"Records from {transfer.sending_organisation.name} expire soon ({transfer.reference})",
+            body=(
+                f"Records sent to you by {transfer.sending_organisation.name} will expire in less than "
+                f"3 days.\n\nReference: {transfer.reference}\n\nSign in to download them and confirm "
+                f"receipt: {public_base_url}/transfers/{transfer.id}\n"
+            ),
+        )
         transfer.expiry_reminder_sent_at = now
         session.commit()
     return len(due)
@@ -127,20 +130,6 @@ def purge_ended(session: DbSession, store: ObjectStore) -> tuple[int, int]:
         session.commit()
         purged += 1
     return purged, shredded
-
-
-def _caseworkers(session: DbSession, transfer: Transfer) -> list[User]:
-    if transfer.responsible_authority_id is None:
-        return []
-    return list(
-        session.scalars(
-            select(User).where(
-                User.organisation_id == transfer.responsible_authority_id,
-                User.role == Role.CASEWORKER,
-                User.is_active.is_(True),
-            )
-        )
-    )
 
 
 def deliver_all_waiting(session: DbSession, public_base_url: str) -> int:

@@ -187,30 +187,35 @@ def _deliver(session: DbSession, transfer: Transfer, recipients: list[User], pub
         )
 
 
+def active_caseworkers(session: DbSession, authority_id: int | None) -> list[User]:
+    """The caseworkers of a local authority's virtual school who can be told things."""
+    if authority_id is None:
+        return []
+    return list(
+        session.scalars(
+            select(User).where(
+                User.organisation_id == authority_id,
+                User.role == Role.CASEWORKER,
+                User.is_active.is_(True),
+            )
+        )
+    )
+
+
 def _notify_holding_queue(session: DbSession, transfer: Transfer, public_base_url: str) -> None:
-    if transfer.responsible_authority_id is None:
-        return
-    caseworkers = session.scalars(
-        select(User).where(
-            User.organisation_id == transfer.responsible_authority_id,
-            User.role == Role.CASEWORKER,
-            User.is_active.is_(True),
-        )
-    ).all()
     school = transfer.receiving_organisation.name
-    for user in caseworkers:
-        notifications.queue(
-            session,
-            kind="awaiting_designated_teacher",
-            to=user,
-            transfer_id=transfer.id,
-            subject=f"Records are waiting for a designated teacher at {school} ({transfer.reference})",
-            body=(
-                f"Records sent to {school} are waiting because the school has no designated teacher "
-                f"on Handover yet.\n\nReference: {transfer.reference}\n\n"
-                f"Sign in to invite one: {public_base_url}/transfers/holding\n"
-            ),
-        )
+    notifications.queue_each(
+        session,
+        active_caseworkers(session, transfer.responsible_authority_id),
+        kind="awaiting_designated_teacher",
+        transfer_id=transfer.id,
+        subject=f"Records are waiting for a designated teacher at {school} ({transfer.reference})",
+        body=(
+            f"Records sent to {school} are waiting because the school has no designated teacher "
+            f"on Handover yet.\n\nReference: {transfer.reference}\n\n"
+            f"Sign in to invite one: {public_base_url}/transfers/holding\n"
+        ),
+    )
 
 
 def record_opened(session: DbSession, transfer: Transfer, user: User | None) -> None:
