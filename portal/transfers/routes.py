@@ -35,7 +35,7 @@ from portal.models import (
 from portal.models.base import ENGLAND
 from portal.storage import ObjectMissing, StorageError
 from portal.templating import filesize
-from portal.transfers import bp, documents, service, states
+from portal.transfers import bp, documents, queries, service, states
 from portal.transfers.access import Relation, document_for, may_see_contents, relations_to, transfer_for
 from portal.transfers.downloads import attachment_headers
 from portal.transfers.filetypes import ALLOWED_DESCRIPTION, FileRefused
@@ -60,12 +60,7 @@ def _require_current_training() -> None:
 @policy.roles_required(*SENDERS)
 def outgoing() -> str:
     """Transfers sent (or being prepared) by the user's organisation."""
-    rows = db.session.scalars(
-        select(Transfer)
-        .where(Transfer.sending_organisation_id == current_user.organisation_id)
-        .order_by(Transfer.created_at.desc())
-        .limit(200)
-    ).all()
+    rows = queries.outgoing(db.session, current_user.organisation_id)
     return render_template("transfers/outgoing.html", transfers=rows)
 
 
@@ -76,15 +71,7 @@ def incoming() -> str:
     # Anything held for this school while it had no designated teacher is delivered now.
     if service.deliver_waiting(db.session, current_user.organisation_id, services.settings().public_base_url):
         db.session.commit()
-    rows = db.session.scalars(
-        select(Transfer)
-        .where(
-            Transfer.receiving_organisation_id == current_user.organisation_id,
-            Transfer.delivered_at.is_not(None),
-        )
-        .order_by(Transfer.delivered_at.desc())
-        .limit(200)
-    ).all()
+    rows = queries.incoming(db.session, current_user.organisation_id)
     return render_template("transfers/incoming.html", transfers=rows)
 
 
@@ -92,14 +79,7 @@ def incoming() -> str:
 @policy.roles_required(Role.CASEWORKER)
 def holding() -> str:
     """Transfers for the authority's children waiting for a school to get a designated teacher."""
-    rows = db.session.scalars(
-        select(Transfer)
-        .where(
-            Transfer.responsible_authority_id == current_user.organisation_id,
-            Transfer.status == TransferStatus.AWAITING_DESIGNATED_TEACHER,
-        )
-        .order_by(Transfer.sent_at)
-    ).all()
+    rows = queries.held(db.session, current_user.organisation_id)
     return render_template("transfers/holding.html", transfers=rows)
 
 
