@@ -3,6 +3,7 @@ mail, and Debian's Chromium driven by Playwright (pytest-playwright's ``browser`
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -46,6 +47,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         missing.append("static/build (make assets)")
     if not missing:
         return
+    if os.environ.get("CI") == "true":  # in CI a missing browser is a broken set-up, never a skip
+        raise pytest.UsageError(f"browser tests need {', '.join(missing)}")
     skip = pytest.mark.skip(reason=f"browser tests need {', '.join(missing)}")
     for item in items:
         if item.get_closest_marker("browser"):
