@@ -17,7 +17,7 @@ from portal.auth.signin import Credentials, SignInFailed, SignInThrottled
 from portal.auth.signin import sign_in as check_sign_in
 from portal.auth.throttle import PER_ACCOUNT_ADDRESS_LIMIT, PER_ADDRESS_LIMIT, account_and_address_key
 from portal.extensions import db, limiter
-from portal.models import Invitation, utcnow
+from portal.models import Invitation, User, utcnow
 
 GENERIC_FAILURE = "The email address, password or security code is not right. Check them and try again."
 ENROLMENT_KEY = "enrolment_invitation_id"
@@ -69,29 +69,16 @@ def sign_in() -> Response | str | tuple[str, int]:
         except SignInFailed as failure:
             g.sign_in_failed = True
             user = failure.user
-            audit.record(
-                db.session,
-                "auth.sign_in",
-                outcome=Outcome.FAILURE,
-                object_type="user" if user else None,
-                object_id=user.id if user else None,
-                actor_user_id=user.id if user else None,
-                actor_organisation_id=user.organisation_id if user else None,
-                details={"reason": failure.reason},
+            _audit_about_self(
+                user, "auth.sign_in", outcome=Outcome.FAILURE, details={"reason": failure.reason}
             )
             db.session.commit()
             form.password.data = form.code.data = ""
             return render_template("auth/sign_in.html", form=form, failure=GENERIC_FAILURE)
         user = result.user
         sessions.start_session(user)
-        audit.record(
-            db.session,
-            "auth.sign_in",
-            object_type="user",
-            object_id=user.id,
-            actor_user_id=user.id,
-            actor_organisation_id=user.organisation_id,
-            details={"factor": "recovery_code" if result.used_recovery_code else "totp"},
+        _audit_about_self(
+            user, "auth.sign_in", details={"factor": "recovery_code" if result.used_recovery_code else "totp"}
         )
         db.session.commit()
         if result.used_recovery_code:
@@ -172,15 +159,7 @@ def enrol_password() -> Response | str | tuple[str, int]:
             # The password just changed: sessions opened with the old one end now, not only
             # once the authenticator is confirmed (ASVS 7.4.3).
             ended = sessions.end_all_sessions(user.id)
-            audit.record(
-                db.session,
-                "auth.enrol.password",
-                object_type="user",
-                object_id=user.id,
-                actor_user_id=user.id,
-                actor_organisation_id=user.organisation_id,
-                details={"sessions_ended": ended},
-            )
+            _audit_about_self(user, "auth.enrol.password", details={"sessions_ended": ended})
             db.session.commit()
             return redirect(url_for("auth.enrol_authenticator"))
     return render_template("auth/enrol_password.html", form=form, user=user, error=error)
@@ -218,19 +197,35 @@ def enrol_authenticator() -> Response | str | tuple[str, int]:
             codes = recovery.generate_codes(db.session, services.password_hashing(), user)
             # New credentials: any session opened with the old ones must not live on.
             sessions.end_all_sessions(user.id)
-            audit.record(
-                db.session,
-                "auth.enrol.complete",
-                object_type="user",
-                object_id=user.id,
-                actor_user_id=user.id,
-                actor_organisation_id=user.organisation_id,
-            )
+            _audit_about_self(user, "auth.enrol.complete")
             db.session.commit()
             session.clear()
             return render_template("auth/recovery_codes.html", codes=codes, user=user)
     enrolment = totp.enrolment_for(secret, user.email)
     return render_template("auth/enrol_authenticator.html", form=form, enrolment=enrolment, error=error)
+
+
+def _audit_about_self(
+    user: User | None,
+    action: str,
+    *,
+    outcome: str = Outcome.SUCCESS,
+    details: dict[str, str | int | bool | None] | None = None,
+) -> None:
+    """Audit something a person did to their own account before (or while) signing in.
+
+    No session exists yet, so the actor is named explicitly rather than taken from the request.
+    """
+    audit.record(
+        db.session,
+        action,
+        outcome=outcome,
+        object_type="user" if user else None,
+        object_id=user.id if user else None,
+        actor_user_id=user.id if user else None,
+        actor_organisation_id=user.organisation_id if user else None,
+        details=details,
+    )
 
 
 def _enrolling_invitation() -> Invitation | None:
