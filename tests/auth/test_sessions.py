@@ -222,16 +222,22 @@ def test_disabling_the_organisation_ends_its_users_sessions(app, factory):
     assert session_count(app, member.user_id) == 0
 
 
+def _reinvite(app, user_id: int) -> str:
+    """A fresh invitation for an enrolled user (the password-reset path); returns its token."""
+    with app.app_context():
+        user = db.session.get_one(User, user_id)
+        token = invitations.issue_invitation(db.session, user, invited_by=None, valid_hours=72)
+        db.session.commit()
+        return token
+
+
 def test_enrolling_again_from_an_invitation_ends_the_old_sessions(app, factory):
     """A password reset by invitation: the sessions opened with the old password die as soon as it changes."""
     account = factory.account(factory.school())
     with frozen_clock() as clock:
         old_browser = app.test_client()
         sign_in(old_browser, account)
-        with app.app_context():
-            user = db.session.get_one(User, account.user_id)
-            token = invitations.issue_invitation(db.session, user, invited_by=None, valid_hours=72)
-            db.session.commit()
+        token = _reinvite(app, account.user_id)
 
         new_browser = app.test_client()
         open_invitation(new_browser, token)
@@ -253,10 +259,7 @@ def test_completing_enrolment_ends_sessions_left_from_before(app, factory):
     with frozen_clock() as clock:
         old_browser = app.test_client()
         sign_in(old_browser, account)
-        with app.app_context():
-            user = db.session.get_one(User, account.user_id)
-            token = invitations.issue_invitation(db.session, user, invited_by=None, valid_hours=72)
-            db.session.commit()
+        token = _reinvite(app, account.user_id)
         clock.shift(30)
         enrol(
             app.test_client(),
