@@ -16,7 +16,7 @@ DEMO_TRANSFERS = (
     (
         "AB",
         40,
-        30,
+        20,  # well past its 15-school-day deadline, yet not expired
         True,
         ((DocumentCategory.COMMON_TRANSFER_FILE, "ctf.xml"), (DocumentCategory.PEP, "pep.pdf")),
     ),

@@ -56,3 +56,30 @@ def test_a_newcomer_seeds_the_demo_and_the_caseworker_sees_overdue_transfers(app
     assert overdue and int(overdue.group(1)) >= 1
     for initials in ("AB", "CD", "EF"):
         assert initials in dashboard
+
+
+def test_held_records_are_delivered_the_moment_the_designated_teacher_finishes_enrolling(app, client):
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.models import Notification, Transfer, TransferStatus
+
+    seeded = app.test_cli_runner().invoke(args=["seed-demo"])
+    link = next(line.split()[-1] for line in seeded.output.splitlines() if "dt@riverside.demo" in line)
+    with app.app_context():
+        held = db.session.scalars(
+            select(Transfer.id).where(Transfer.status == TransferStatus.AWAITING_DESIGNATED_TEACHER)
+        ).all()
+    assert len(held) == 3
+
+    _enrol(client, link, "quiet harbour lanterns at dusk")  # no other page visited
+
+    with app.app_context():
+        statuses = {db.session.get_one(Transfer, i).status for i in held}
+        told = db.session.scalars(
+            select(Notification.transfer_id).where(
+                Notification.kind == "transfer_arrived", Notification.to_address == "dt@riverside.demo"
+            )
+        ).all()
+    assert statuses == {TransferStatus.SENT}
+    assert sorted(told) == sorted(held)

@@ -17,7 +17,8 @@ from portal.auth.signin import Credentials, SignInFailed, SignInThrottled
 from portal.auth.signin import sign_in as check_sign_in
 from portal.auth.throttle import PER_ACCOUNT_ADDRESS_LIMIT, PER_ADDRESS_LIMIT, account_and_address_key
 from portal.extensions import db, limiter
-from portal.models import Invitation, User, utcnow
+from portal.models import Invitation, Role, User, utcnow
+from portal.transfers.service import deliver_waiting
 
 GENERIC_FAILURE = "The email address, password or security code is not right. Check them and try again."
 ENROLMENT_KEY = "enrolment_invitation_id"
@@ -198,6 +199,9 @@ def enrol_authenticator() -> Response | str | tuple[str, int]:
             # New credentials: any session opened with the old ones must not live on.
             sessions.end_all_sessions(user.id)
             _audit_about_self(user, "auth.enrol.complete")
+            if user.role is Role.DESIGNATED_TEACHER:
+                # Records held for this school while it had no designated teacher go out now.
+                deliver_waiting(db.session, user.organisation_id, services.settings().public_base_url)
             db.session.commit()
             session.clear()
             return render_template("auth/recovery_codes.html", codes=codes, user=user)

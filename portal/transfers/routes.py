@@ -68,9 +68,6 @@ def outgoing() -> str:
 @policy.roles_required(Role.DESIGNATED_TEACHER)
 def incoming() -> str:
     """Transfers delivered to the designated teacher's school."""
-    # Anything held for this school while it had no designated teacher is delivered now.
-    if service.deliver_waiting(db.session, current_user.organisation_id, services.settings().public_base_url):
-        db.session.commit()
     rows = queries.incoming(db.session, current_user.organisation_id)
     return render_template("transfers/incoming.html", transfers=rows)
 
